@@ -1,0 +1,104 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { IdempotencyKeyReusedError, NotFoundError, StateConflictError } from '../core/commands';
+import { isConnectionError } from '../core/db';
+
+/** RFC 9457 problem details: every error the API returns has this shape. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  /** For 400s: each offending field, as a dotted path into the request. */
+  errors?: { field: string; message: string }[];
+}
+
+export class BadRequestError extends Error {
+  override name = 'BadRequestError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+export class UnauthorizedError extends Error {
+  override name = 'UnauthorizedError';
+}
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.code(problem.status).type('application/problem+json').send(problem);
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function problem(status: number, detail?: string, extra: Partial<Problem> = {}): Problem {
+  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...(detail === undefined ? {} : { detail }), ...extra };
+}
+
+interface AjvIssue {
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+function fieldOf(context: string | undefined, issue: AjvIssue): string {
+  const segments = issue.instancePath.split('/').filter((s) => s !== '');
+  const extra = issue.params.missingProperty ?? issue.params.additionalProperty;
+  if (typeof extra === 'string') segments.push(extra);
+  const path = segments.join('.');
+  if (context === 'body') return path === '' ? 'body' : path;
+  return path === '' ? (context ?? 'request') : `${context === 'querystring' ? 'query' : (context ?? '')}.${path}`;
+}
+
+function messageOf(issue: AjvIssue): string {
+  if (issue.params.additionalProperty !== undefined) return 'is not an allowed property';
+  if (issue.params.missingProperty !== undefined) return 'is required';
+  return issue.message ?? 'is invalid';
+}
+
+/** Maps every error to problem+json; 5xx never carry internals. */
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error.validation) {
+    const errors = error.validation.map((issue) => ({
+      field: fieldOf(error.validationContext, issue as AjvIssue),
+      message: messageOf(issue as AjvIssue),
+    }));
+    return sendProblem(reply, problem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), { errors }));
+  }
+  if (error instanceof BadRequestError) {
+    return sendProblem(reply, problem(400, error.message, { errors: [{ field: error.field, message: error.message }] }));
+  }
+  if (error instanceof UnauthorizedError) {
+    void reply.header('www-authenticate', 'Bearer');
+    return sendProblem(reply, problem(401, error.message));
+  }
+  if (error instanceof NotFoundError) return sendProblem(reply, problem(404, error.message));
+  if (error instanceof StateConflictError) return sendProblem(reply, problem(409, error.message));
+  if (error instanceof IdempotencyKeyReusedError) return sendProblem(reply, problem(422, error.message));
+  if (isConnectionError(error)) {
+    request.log.warn({ err: error }, 'database unavailable');
+    void reply.header('retry-after', '1');
+    return sendProblem(reply, problem(503, 'the database is unavailable; retry shortly'));
+  }
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return sendProblem(reply, problem(413, 'the request body is larger than 1 MiB'));
+  }
+  const status = error.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return sendProblem(reply, problem(status, error.message));
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return sendProblem(reply, problem(500, 'an internal error occurred'));
+}

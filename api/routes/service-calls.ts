@@ -1,0 +1,136 @@
+import type { FastifyInstance } from 'fastify';
+import { cancelServiceCall, NotFoundError, submitServiceCall, type Deps } from '../../core/commands';
+import type { HttpRequestSpec, RequestBody } from '../../core/events';
+import { readStream } from '../../core/event-store';
+import { streamIdFor } from '../../core/ids';
+import { fold } from '../../core/service-call';
+import { findServiceCall, toView } from '../../projections/service-calls';
+import { BadRequestError } from '../problem';
+import {
+  cancelRouteSchema,
+  getRouteSchema,
+  submitRouteSchema,
+  type SubmitBody,
+} from '../schemas';
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Control characters other than tab would let a value split or smuggle a header.
+// eslint-disable-next-line no-control-regex
+const HEADER_VALUE_FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+/** Headers the HTTP client owns (framing, connection) or that would change where a call goes. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+/** The furthest a call can be scheduled ahead. */
+const MAX_DUE_AHEAD_MS = 366 * 24 * 3600 * 1000;
+const OFFSET_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+function validateUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BadRequestError('request.url', 'must be an absolute http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new BadRequestError('request.url', 'must use http or https');
+  }
+  if (url.hostname === '') throw new BadRequestError('request.url', 'must name a host');
+  return raw;
+}
+
+function validateHeaders(headers: Record<string, string>): Record<string, string> {
+  const seen = new Set<string>();
+  for (const [name, value] of Object.entries(headers)) {
+    const field = `request.headers.${name}`;
+    if (!HEADER_NAME.test(name)) throw new BadRequestError(field, 'is not a valid header name');
+    const lower = name.toLowerCase();
+    if (seen.has(lower)) throw new BadRequestError(field, 'is given twice (header names are case-insensitive)');
+    seen.add(lower);
+    if (RESERVED_HEADERS.has(lower)) throw new BadRequestError(field, 'is set by Punctual and cannot be given');
+    if (HEADER_VALUE_FORBIDDEN.test(value)) throw new BadRequestError(field, 'must not contain control characters');
+  }
+  return headers;
+}
+
+function validateDueAt(raw: string | undefined, now: number): string | undefined {
+  if (raw === undefined) return undefined;
+  const at = Date.parse(raw);
+  if (!OFFSET_DATE_TIME.test(raw) || Number.isNaN(at)) {
+    throw new BadRequestError('dueAt', 'must be an ISO-8601 date-time with an offset, e.g. 2030-01-01T12:00:00Z');
+  }
+  if (at - now > MAX_DUE_AHEAD_MS) throw new BadRequestError('dueAt', 'must be at most 366 days ahead');
+  return new Date(at).toISOString();
+}
+
+export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
+  let body: RequestBody | null = null;
+  if (input.body !== undefined) {
+    if (input.method === 'HEAD') throw new BadRequestError('request.body', 'a HEAD request cannot carry a body');
+    body = typeof input.body === 'string' ? { kind: 'text', text: input.body } : { kind: 'json', json: input.body };
+  }
+  return {
+    method: input.method,
+    url: validateUrl(input.url),
+    headers: validateHeaders(input.headers ?? {}),
+    body,
+  };
+}
+
+export async function serviceCallRoutes(fastify: FastifyInstance, deps: Deps): Promise<void> {
+  fastify.addHook('onRequest', fastify.authenticate);
+
+  fastify.post<{ Body: SubmitBody }>('/v1/service-calls', { schema: submitRouteSchema }, async (request, reply) => {
+    const keyHeader = request.headers['idempotency-key'];
+    if (Array.isArray(keyHeader)) throw new BadRequestError('Idempotency-Key', 'must be given once');
+    if (keyHeader !== undefined && !IDEMPOTENCY_KEY.test(keyHeader)) {
+      throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
+    }
+    const result = await submitServiceCall(deps, {
+      tenantId: request.tenantId,
+      idempotencyKey: keyHeader,
+      request: toRequestSpec(request.body.request),
+      dueAt: validateDueAt(request.body.dueAt, Date.now()),
+      tags: request.body.tags ?? [],
+      correlationId: request.correlationId,
+    });
+    request.log.info(
+      { tenantId: request.tenantId, serviceCallId: result.id, replayed: result.replayed },
+      'service call submitted',
+    );
+    const { replayed, ...body } = result;
+    void reply.header('location', `/v1/service-calls/${result.id}`);
+    if (replayed) return reply.code(200).header('idempotent-replayed', 'true').send(body);
+    return reply.code(202).send(body);
+  });
+
+  fastify.get<{ Params: { id: string } }>('/v1/service-calls/:id', { schema: getRouteSchema }, async (request) => {
+    const { tenantId } = request;
+    const { id } = request.params;
+    // The read model lags the event store by a moment; right after a submit the stream answers.
+    const state =
+      (await findServiceCall(deps.db, tenantId, id)) ?? fold(await readStream(deps.db, streamIdFor(tenantId, id)));
+    if (state === undefined) throw new NotFoundError(`service call ${id} not found`);
+    return toView(state);
+  });
+
+  fastify.post<{ Params: { id: string } }>(
+    '/v1/service-calls/:id/cancel',
+    { schema: cancelRouteSchema },
+    async (request, reply) => {
+      const state = await cancelServiceCall(deps, request.tenantId, request.params.id, request.correlationId);
+      request.log.info({ tenantId: request.tenantId, serviceCallId: state.id }, 'service call cancelled');
+      return reply.code(202).send(toView(state));
+    },
+  );
+}

@@ -1,0 +1,228 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
+import { idempotencyKeys } from '../drizzle/schema';
+import type { Db } from './db';
+import {
+  AGGREGATE_TYPE,
+  SCHEMA_VERSION,
+  type HttpRequestSpec,
+  type NewEvent,
+  type ServiceCallCancelled,
+  type ServiceCallSubmitted,
+  type StoredEvent,
+} from './events';
+import { appendToStream, ConcurrencyError, readStream, type AppendNotifier } from './event-store';
+import { serviceCallIdFor, streamIdFor } from './ids';
+import { evolve, fold, type ServiceCallState } from './service-call';
+
+/** Command handlers: read the stream, decide, append with the version read (ADR-0002). */
+
+export class IdempotencyKeyReusedError extends Error {
+  override name = 'IdempotencyKeyReusedError';
+  constructor(readonly idempotencyKey: string) {
+    super('this Idempotency-Key was already used with a different request');
+  }
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+export class StateConflictError extends Error {
+  override name = 'StateConflictError';
+  constructor(
+    message: string,
+    readonly state: ServiceCallState,
+  ) {
+    super(message);
+  }
+}
+
+export interface SubmitCommand {
+  tenantId: string;
+  idempotencyKey: string | undefined;
+  request: HttpRequestSpec;
+  /** As requested; absent or past means now. */
+  dueAt: string | undefined;
+  tags: string[];
+  correlationId: string;
+}
+
+export interface SubmitResult {
+  replayed: boolean;
+  id: string;
+  status: 'Scheduled';
+  dueAt: string;
+  createdAt: string;
+}
+
+export interface Deps {
+  db: Db;
+  notifier: AppendNotifier;
+  now?: () => Date;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Same request ⇔ same fingerprint: key order and equal instants written differently don't matter. */
+export function fingerprintOf(cmd: SubmitCommand): string {
+  const dueAt = cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime();
+  return createHash('sha256')
+    .update(canonicalJson({ request: cmd.request, dueAt, tags: cmd.tags }))
+    .digest('hex');
+}
+
+function submitResultOf(event: StoredEvent, replayed: boolean): SubmitResult {
+  if (event.type !== 'ServiceCallSubmitted') {
+    throw new Error(`stream ${event.tenantId}/${event.aggregateId} does not start with a submit`);
+  }
+  return {
+    replayed,
+    id: event.aggregateId,
+    status: 'Scheduled',
+    dueAt: event.data.dueAt,
+    createdAt: event.timestamp,
+  };
+}
+
+/**
+ * Records a new call: the idempotency row and ServiceCallSubmitted commit together, so the call
+ * is durable from the moment the API answers, whatever Temporal is doing. The relay starts its
+ * workflow from the event.
+ */
+export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise<SubmitResult> {
+  const now = (deps.now ?? (() => new Date()))();
+  const id = serviceCallIdFor(cmd.tenantId, cmd.idempotencyKey);
+  const streamId = streamIdFor(cmd.tenantId, id);
+  const requestedDue = cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt);
+  const dueAt = requestedDue !== undefined && requestedDue > now ? requestedDue : now;
+  const event: Omit<ServiceCallSubmitted, 'version'> = {
+    messageId: randomUUID(),
+    tenantId: cmd.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: id,
+    type: 'ServiceCallSubmitted',
+    timestamp: now.toISOString(),
+    correlationId: cmd.correlationId,
+    causationId: null,
+    schemaVersion: SCHEMA_VERSION,
+    data: {
+      request: cmd.request,
+      dueAt: dueAt.toISOString(),
+      tags: cmd.tags,
+      idempotencyKey: cmd.idempotencyKey ?? null,
+    },
+  };
+  const result = await deps.db.transaction(async (tx) => {
+    if (cmd.idempotencyKey !== undefined) {
+      const fingerprint = fingerprintOf(cmd);
+      // A concurrent submit with the same key waits here on the unique index until the first
+      // commits, then sees its row: exactly one of them writes the event.
+      const inserted = await tx
+        .insert(idempotencyKeys)
+        .values({ tenantId: cmd.tenantId, key: cmd.idempotencyKey, serviceCallId: id, fingerprint })
+        .onConflictDoNothing()
+        .returning({ id: idempotencyKeys.serviceCallId });
+      if (inserted.length === 0) {
+        const [existing] = await tx
+          .select()
+          .from(idempotencyKeys)
+          .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, cmd.idempotencyKey)));
+        if (existing === undefined) throw new Error('idempotency row vanished during submit');
+        if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(cmd.idempotencyKey);
+        const [first] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
+        if (first === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
+        return submitResultOf(first, true);
+      }
+    }
+    const [stored] = await appendToStream(tx, streamId, 0, [event]);
+    if (stored === undefined) throw new Error('append returned no event');
+    return submitResultOf(stored, false);
+  });
+  if (!result.replayed) deps.notifier.poke();
+  return result;
+}
+
+export interface Decision<R> {
+  events: NewEvent[];
+  result: R;
+}
+
+/**
+ * Runs `decide` against the current state of a call and appends what it returns, re-reading
+ * and deciding again when another writer got there first.
+ */
+export async function handleCommand<R>(
+  deps: Deps,
+  tenantId: string,
+  serviceCallId: string,
+  decide: (state: ServiceCallState | undefined, history: StoredEvent[]) => Decision<R>,
+): Promise<R> {
+  const streamId = streamIdFor(tenantId, serviceCallId);
+  for (let round = 1; ; round++) {
+    const history = await readStream(deps.db, streamId);
+    const state = fold(history);
+    const { events, result } = decide(state, history);
+    if (events.length === 0) return result;
+    try {
+      await appendToStream(deps.db, streamId, state?.version ?? 0, events);
+      deps.notifier.poke();
+      return result;
+    } catch (err) {
+      if (!(err instanceof ConcurrencyError) || round >= 10) throw err;
+    }
+  }
+}
+
+/** Envelope of an event that follows `history`: same correlation, caused by the last event. */
+export function nextEventEnvelope(
+  state: ServiceCallState,
+  history: readonly StoredEvent[],
+  messageId: string,
+  now: Date,
+): Omit<NewEvent, 'type' | 'data'> {
+  const last = history[history.length - 1];
+  return {
+    messageId,
+    tenantId: state.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: state.id,
+    timestamp: now.toISOString(),
+    correlationId: history[0]?.correlationId ?? messageId,
+    causationId: last?.messageId ?? null,
+    schemaVersion: SCHEMA_VERSION,
+  };
+}
+
+/** The API's cancel: only a Scheduled call can be cancelled; the stream version decides races. */
+export async function cancelServiceCall(
+  deps: Deps,
+  tenantId: string,
+  serviceCallId: string,
+  correlationId: string,
+): Promise<ServiceCallState> {
+  const now = (deps.now ?? (() => new Date()))();
+  return handleCommand(deps, tenantId, serviceCallId, (state, history) => {
+    if (state === undefined) throw new NotFoundError(`service call ${serviceCallId} not found`);
+    if (state.status === 'Cancelled') return { events: [], result: state };
+    if (state.status !== 'Scheduled') {
+      throw new StateConflictError(`service call is ${state.status}; only a Scheduled call can be cancelled`, state);
+    }
+    const event: Omit<ServiceCallCancelled, 'version'> = {
+      ...nextEventEnvelope(state, history, randomUUID(), now),
+      correlationId,
+      type: 'ServiceCallCancelled',
+      data: { source: 'api' },
+    };
+    return { events: [event], result: evolve(state, { ...event, version: state.version + 1 }) };
+  });
+}

@@ -1,0 +1,103 @@
+import path from 'node:path';
+
+/**
+ * Configuration, parsed once from the environment into a typed object. Invalid values fail fast
+ * and name the variable. Never log this object whole: it holds credentials.
+ */
+export interface Config {
+  /** Absent → the embedded PostgreSQL under dataDir. */
+  databaseUrl: string | undefined;
+  /** Absent → `temporal server start-dev` under dataDir. */
+  temporalAddress: string | undefined;
+  temporalNamespace: string;
+  temporalTaskQueue: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  /** `API_KEYS="tenantA:keyA,tenantB:keyB"`, bootstrapped into the api_keys table at start. */
+  apiKeys: { tenantId: string; key: string }[];
+  logLevel: string;
+  embeddedPostgresPort: number;
+  embeddedTemporalPort: number;
+  embeddedTemporalUiPort: number;
+  /** Default timeout of one HTTP attempt. */
+  httpTimeoutMs: number;
+  /** How often the relay looks for new events when no notification woke it. */
+  relayPollMs: number;
+  /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
+  temporalUiUrl: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? fallback : v.trim();
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function parseApiKeys(raw: string | undefined): { tenantId: string; key: string }[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((entry, i) => {
+    const sep = entry.indexOf(':');
+    const tenantId = entry.slice(0, sep).trim();
+    const key = entry.slice(sep + 1).trim();
+    if (sep < 1 || !TENANT_ID_PATTERN.test(tenantId)) {
+      throw new ConfigError(
+        `API_KEYS entry ${i + 1} must look like "tenant:key" with a tenant id matching ${TENANT_ID_PATTERN.source}`,
+      );
+    }
+    if (key.length < 16) {
+      throw new ConfigError(`API_KEYS entry ${i + 1} (tenant ${tenantId}): key must be at least 16 characters`);
+    }
+    return { tenantId, key };
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = optional(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const embeddedTemporalUiPort = int(env, 'EMBEDDED_TEMPORAL_UI_PORT', 8233, 1, 65535);
+  const temporalAddress = optional(env, 'TEMPORAL_ADDRESS');
+  return {
+    databaseUrl,
+    temporalAddress,
+    temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+    temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'punctual'),
+    host: str(env, 'HOST', '127.0.0.1'),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    dataDir: path.resolve(str(env, 'DATA_DIR', '.data')),
+    apiKeys: parseApiKeys(env.API_KEYS),
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    embeddedPostgresPort: int(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1, 65535),
+    embeddedTemporalPort: int(env, 'EMBEDDED_TEMPORAL_PORT', 7233, 1, 65535),
+    embeddedTemporalUiPort,
+    httpTimeoutMs: int(env, 'HTTP_TIMEOUT_MS', 10_000, 100, 600_000),
+    relayPollMs: int(env, 'RELAY_POLL_MS', 500, 10, 60_000),
+    temporalUiUrl:
+      optional(env, 'TEMPORAL_UI_URL') ??
+      (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
+  };
+}

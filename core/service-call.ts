@@ -1,0 +1,98 @@
+import type {
+  AttemptRecord,
+  CallResult,
+  HttpRequestSpec,
+  ServiceCallEvent,
+} from './events';
+
+export const STATUSES = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const;
+export type Status = (typeof STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<Status> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+
+/** The state of one service call, folded from its events; the read model stores the same shape. */
+export interface ServiceCallState {
+  tenantId: string;
+  id: string;
+  status: Status;
+  request: HttpRequestSpec;
+  dueAt: string;
+  tags: string[];
+  createdAt: string;
+  updatedAt: string;
+  attempts: AttemptRecord[];
+  result: CallResult | null;
+  /** Version of the last event folded in. */
+  version: number;
+}
+
+export class InvalidTransitionError extends Error {
+  override name = 'InvalidTransitionError';
+}
+
+function requireStatus(state: ServiceCallState, event: ServiceCallEvent, allowed: Status[]): void {
+  if (!allowed.includes(state.status)) {
+    throw new InvalidTransitionError(
+      `${event.type} (v${event.version}) cannot follow status ${state.status} of ${state.tenantId}/${state.id}`,
+    );
+  }
+}
+
+/** Pure state transition; throws on an event that the state machine does not allow. */
+export function evolve(
+  state: ServiceCallState | undefined,
+  event: ServiceCallEvent,
+): ServiceCallState {
+  if (event.type === 'ServiceCallSubmitted') {
+    if (state !== undefined) {
+      throw new InvalidTransitionError(`${event.tenantId}/${event.aggregateId} was submitted twice`);
+    }
+    return {
+      tenantId: event.tenantId,
+      id: event.aggregateId,
+      status: 'Scheduled',
+      request: event.data.request,
+      dueAt: event.data.dueAt,
+      tags: event.data.tags,
+      createdAt: event.timestamp,
+      updatedAt: event.timestamp,
+      attempts: [],
+      result: null,
+      version: event.version,
+    };
+  }
+  if (state === undefined) {
+    throw new InvalidTransitionError(`${event.type} arrived before ServiceCallSubmitted`);
+  }
+  if (event.version !== state.version + 1) {
+    throw new InvalidTransitionError(
+      `${event.type} has version ${event.version}, expected ${state.version + 1}`,
+    );
+  }
+  const base = { ...state, updatedAt: event.timestamp, version: event.version };
+  switch (event.type) {
+    case 'DueTimeReached':
+      requireStatus(state, event, ['Scheduled']);
+      return { ...base, status: 'Running' };
+    case 'ServiceCallSucceeded':
+    case 'ServiceCallFailed':
+      requireStatus(state, event, ['Running']);
+      return {
+        ...base,
+        status: event.type === 'ServiceCallSucceeded' ? 'Succeeded' : 'Failed',
+        attempts: [...state.attempts, event.data.attempt],
+        result: event.data.result,
+      };
+    case 'ServiceCallCancelled':
+      requireStatus(state, event, ['Scheduled']);
+      return { ...base, status: 'Cancelled' };
+    default: {
+      const unhandled: never = event;
+      throw new InvalidTransitionError(`unknown event ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
+
+export function fold(events: readonly ServiceCallEvent[]): ServiceCallState | undefined {
+  return events.reduce<ServiceCallState | undefined>(evolve, undefined);
+}

@@ -1,0 +1,130 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * Postgres `xid8`: the 64-bit id of the transaction that wrote a row. Readers compare it with
+ * `pg_snapshot_xmin(pg_current_snapshot())` to read the event log gap-free (ADR-0004). Kept as a
+ * decimal string because it does not fit a JS number safely.
+ */
+const xid8 = customType<{ data: string; driverData: string }>({
+  dataType: () => 'xid8',
+});
+
+/** Append-only event store: the source of truth (ADR-0002). */
+export const events = pgTable(
+  'events',
+  {
+    /** Commit-independent sequence; order readers by (tx, globalPosition), never by this alone. */
+    globalPosition: bigint('global_position', { mode: 'number' })
+      .primaryKey()
+      .generatedAlwaysAsIdentity(),
+    /** `${tenantId}/${aggregateId}`: one stream per service call. */
+    streamId: text('stream_id').notNull(),
+    /** 1-based position inside the stream; optimistic concurrency hinges on its uniqueness. */
+    version: integer('version').notNull(),
+    /** Deterministic for events written by activities, so a retried append is a no-op. */
+    messageId: uuid('message_id').notNull().unique('events_message_id_key'),
+    tenantId: text('tenant_id').notNull(),
+    aggregateType: text('aggregate_type').notNull(),
+    aggregateId: uuid('aggregate_id').notNull(),
+    type: text('type').notNull(),
+    schemaVersion: integer('schema_version').notNull(),
+    data: jsonb('data').notNull(),
+    correlationId: text('correlation_id').notNull(),
+    causationId: text('causation_id'),
+    timestamp: timestamp('timestamp', { withTimezone: true, mode: 'date' }).notNull(),
+    tx: xid8('tx')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
+  },
+  (t) => [
+    unique('events_stream_version_key').on(t.streamId, t.version),
+    index('events_tx_position_idx').on(t.tx, t.globalPosition),
+  ],
+);
+export type EventRow = typeof events.$inferSelect;
+
+/** Idempotency records (ADR-0005): kept in Postgres because Temporal forgets workflow ids. */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenantId: text('tenant_id').notNull(),
+    key: text('key').notNull(),
+    serviceCallId: uuid('service_call_id').notNull(),
+    /** sha256 of the canonical JSON of the submitted command; a different body → 422. */
+    fingerprint: text('fingerprint').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' })
+      .notNull()
+      .defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
+);
+export type IdempotencyKeyRow = typeof idempotencyKeys.$inferSelect;
+
+/** Per-consumer position in the event log, as the (tx, globalPosition) pair last handled. */
+export const consumerCheckpoints = pgTable('consumer_checkpoints', {
+  name: text('name').primaryKey(),
+  tx: xid8('tx').notNull(),
+  globalPosition: bigint('global_position', { mode: 'number' }).notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+export const tenants = pgTable('tenants', {
+  id: text('id').primaryKey(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    /** sha256 (hex) of the whole key; the key itself is never stored. */
+    keyHash: text('key_hash').notNull().unique('api_keys_key_hash_key'),
+    /** First characters of the key, shown to people so they can tell keys apart. */
+    prefix: text('prefix').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' })
+      .notNull()
+      .defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('api_keys_tenant_idx').on(t.tenantId)],
+);
+
+/** Read model of service calls, built by the service-calls projection (ADR-0007). */
+export const serviceCalls = pgTable(
+  'service_calls',
+  {
+    tenantId: text('tenant_id').notNull(),
+    id: uuid('id').notNull(),
+    status: text('status').notNull(),
+    method: text('method').notNull(),
+    url: text('url').notNull(),
+    /** Request headers with sensitive values already redacted (ADR-0008). */
+    headers: jsonb('headers').notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true, mode: 'date' }).notNull(),
+    tags: text('tags').array().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
+    attempts: jsonb('attempts').notNull(),
+    result: jsonb('result'),
+    /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */
+    version: integer('version').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
+);
+export type ServiceCallRow = typeof serviceCalls.$inferSelect;

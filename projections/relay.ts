@@ -1,0 +1,151 @@
+import { eq, sql } from 'drizzle-orm';
+import pg from 'pg';
+import { consumerCheckpoints } from '../drizzle/schema';
+import type { Db, DbOrTx } from '../core/db';
+import type { StoredEvent } from '../core/events';
+import { EVENTS_CHANNEL, LOG_START, readLogAfter, type LogPosition } from '../core/event-store';
+import type { Logger } from '../core/logger';
+
+/**
+ * The outbox relay (ADR-0004): every consumer reads the event log gap-free from its own
+ * checkpoint. A transactional consumer (a projection) handles its batch and moves its
+ * checkpoint in one transaction; an effectful one (the workflow starter) moves it after its
+ * side effects succeeded, so they repeat after a crash and must be idempotent. One relay at a
+ * time runs each consumer: the batch runs under a transaction-scoped advisory lock.
+ */
+export interface LogConsumer {
+  name: string;
+  /** true: `handle` writes through `tx`, in the transaction that saves the checkpoint. */
+  transactional: boolean;
+  handle(batch: StoredEvent[], tx: DbOrTx): Promise<void>;
+}
+
+export interface RelayOptions {
+  db: Db;
+  databaseUrl: string;
+  log: Logger;
+  pollMs: number;
+  batchSize?: number;
+}
+
+export async function readCheckpoint(db: DbOrTx, name: string): Promise<LogPosition> {
+  const [row] = await db
+    .select({ tx: consumerCheckpoints.tx, globalPosition: consumerCheckpoints.globalPosition })
+    .from(consumerCheckpoints)
+    .where(eq(consumerCheckpoints.name, name));
+  return row ?? LOG_START;
+}
+
+async function saveCheckpoint(db: DbOrTx, name: string, at: LogPosition): Promise<void> {
+  await db
+    .insert(consumerCheckpoints)
+    .values({ name, tx: at.tx, globalPosition: at.globalPosition })
+    .onConflictDoUpdate({
+      target: consumerCheckpoints.name,
+      set: { tx: at.tx, globalPosition: at.globalPosition, updatedAt: sql`now()` },
+    });
+}
+
+/** Handles at most one batch for `consumer`; returns how many events it handled (-1: locked). */
+export async function runConsumerOnce(db: Db, consumer: LogConsumer, batchSize: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    const locked = await tx.execute<{ ok: boolean }>(
+      sql`select pg_try_advisory_xact_lock(hashtext(${`punctual-consumer:${consumer.name}`})) as ok`,
+    );
+    if (locked.rows[0]?.ok !== true) return -1;
+    const from = await readCheckpoint(tx, consumer.name);
+    const batch = await readLogAfter(tx, from, batchSize);
+    const last = batch[batch.length - 1];
+    if (last === undefined) return 0;
+    await consumer.handle(batch, consumer.transactional ? tx : db);
+    await saveCheckpoint(tx, consumer.name, { tx: last.tx, globalPosition: last.globalPosition });
+    return batch.length;
+  });
+}
+
+export class Relay {
+  private stopped = false;
+  private listener: pg.Client | undefined;
+  private wakers = new Set<() => void>();
+  private loops: Promise<void>[] = [];
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly opts: RelayOptions,
+    private readonly consumers: LogConsumer[],
+  ) {
+    this.batchSize = opts.batchSize ?? 500;
+  }
+
+  start(): void {
+    void this.listen();
+    this.loops = this.consumers.map((c) => this.loop(c));
+  }
+
+  /** Wakes every consumer now (a new event was appended). */
+  wake(): void {
+    for (const w of [...this.wakers]) w();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await Promise.all(this.loops);
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private async loop(consumer: LogConsumer): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const handled = await runConsumerOnce(this.opts.db, consumer, this.batchSize);
+        if (failures > 0) this.opts.log.info({ consumer: consumer.name }, 'consumer recovered');
+        failures = 0;
+        if (handled > 0) {
+          this.opts.log.debug({ consumer: consumer.name, events: handled }, 'events consumed');
+        }
+        if (handled < this.batchSize) await this.sleep(handled === -1 ? this.opts.pollMs * 4 : this.opts.pollMs);
+      } catch (err) {
+        failures++;
+        const backoff = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+        this.opts.log.warn({ consumer: consumer.name, err, retryInMs: backoff }, 'consumer batch failed');
+        await this.sleep(backoff);
+      }
+    }
+  }
+
+  /** LISTEN for append notifications; reconnects after losing the connection. */
+  private async listen(): Promise<void> {
+    while (!this.stopped) {
+      const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: 'punctual-relay-listen' });
+      try {
+        const closed = new Promise<void>((resolve) => {
+          client.on('error', () => resolve());
+          client.on('end', () => resolve());
+        });
+        client.on('notification', () => this.wake());
+        await client.connect();
+        await client.query(`listen ${EVENTS_CHANNEL}`);
+        this.listener = client;
+        this.wake();
+        await closed;
+      } catch {
+        // Postgres unreachable: polling carries on; try again shortly.
+      }
+      await client.end().catch(() => undefined);
+      if (!this.stopped) await this.sleep(1_000);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import type { StoredEvent } from '../core/events';
+import { workflowIdFor } from '../core/ids';
+import type { Logger } from '../core/logger';
+import { cancelSignal, serviceCall } from '../workflows';
+import type { LogConsumer } from './relay';
+
+export const STARTER_NAME = 'workflow-starter';
+
+export interface StarterOptions {
+  client: Client;
+  taskQueue: string;
+  httpTimeoutMs: number;
+  log: Logger;
+  /** How many calls are handed to Temporal at once. */
+  concurrency?: number;
+}
+
+/**
+ * Turns recorded events into Temporal commands: ServiceCallSubmitted starts the call's workflow,
+ * ServiceCallCancelled wakes it. Both are idempotent (USE_EXISTING + REJECT_DUPLICATE on start;
+ * a signal to a finished workflow is dropped), because a batch repeats after a crash.
+ */
+export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
+  async function handleEvent(event: StoredEvent): Promise<void> {
+    const workflowId = workflowIdFor(event.tenantId, event.aggregateId);
+    if (event.type === 'ServiceCallSubmitted') {
+      try {
+        await opts.client.workflow.start(serviceCall, {
+          workflowId,
+          taskQueue: opts.taskQueue,
+          args: [
+            {
+              tenantId: event.tenantId,
+              serviceCallId: event.aggregateId,
+              dueAt: event.data.dueAt,
+              timeoutMs: opts.httpTimeoutMs,
+            },
+          ],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        });
+        opts.log.info(
+          { tenantId: event.tenantId, serviceCallId: event.aggregateId, workflowId, correlationId: event.correlationId },
+          'workflow started',
+        );
+      } catch (err) {
+        // Closed already (within retention): the call ran; nothing to do.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    } else if (event.type === 'ServiceCallCancelled' && event.data.source === 'api') {
+      try {
+        await opts.client.workflow.getHandle(workflowId).signal(cancelSignal);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    }
+  }
+
+  return {
+    name: STARTER_NAME,
+    transactional: false,
+    async handle(batch) {
+      // Events of one call stay in order (start before cancel); different calls go in parallel.
+      const byCall = new Map<string, StoredEvent[]>();
+      for (const e of batch) {
+        const key = `${e.tenantId}/${e.aggregateId}`;
+        const list = byCall.get(key);
+        if (list === undefined) byCall.set(key, [e]);
+        else list.push(e);
+      }
+      const queue = [...byCall.values()];
+      const workers = Array.from({ length: Math.min(opts.concurrency ?? 32, queue.length) }, async () => {
+        for (let calls = queue.shift(); calls !== undefined; calls = queue.shift()) {
+          for (const e of calls) await handleEvent(e);
+        }
+      });
+      await Promise.all(workers);
+    },
+  };
+}
