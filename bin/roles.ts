@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../activities';
 import { createHttpDispatcher } from '../activities/http';
@@ -64,16 +64,28 @@ export async function startApi(
   };
 }
 
-export interface WorkerTuning {
-  workflowBundle?: WorkflowBundleOption;
+let runtimeInstalled = false;
+
+/** The SDK logs through pino at warn and above (it writes its own format to stderr otherwise). */
+function installTemporalRuntime(log: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const sdkLog = log.child({ component: 'temporal-sdk' });
+  Runtime.install({
+    logger: new DefaultLogger('WARN', (entry) => {
+      const level: LogLevel = entry.level;
+      const fn = level === 'ERROR' ? sdkLog.error.bind(sdkLog) : sdkLog.warn.bind(sdkLog);
+      fn({ ...entry.meta }, entry.message);
+    }),
+  });
 }
 
 export async function startWorker(
   config: Config,
   infra: Infra,
   log: Logger,
-  tuning: WorkerTuning = {},
 ): Promise<RunningRole> {
+  installTemporalRuntime(log);
   const database: Database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-worker' });
   const connection = await NativeConnection.connect({ address: infra.temporalAddress });
   const http = createHttpDispatcher();
@@ -87,9 +99,9 @@ export async function startWorker(
     connection,
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
-    ...(tuning.workflowBundle === undefined
+    ...(config.workflowBundlePath === undefined
       ? { workflowsPath: require.resolve('../workflows') }
-      : { workflowBundle: tuning.workflowBundle }),
+      : { workflowBundle: { codePath: config.workflowBundlePath } }),
     activities,
     shutdownGraceTime: '10 seconds',
   });

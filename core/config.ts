@@ -26,6 +26,8 @@ export interface Config {
   relayPollMs: number;
   /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
   temporalUiUrl: string | undefined;
+  /** A workflow bundle made ahead of time (bundleWorkflowCode); absent → bundle at start. */
+  workflowBundlePath: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -99,5 +101,6 @@ export function loadConfig(env: Env = process.env): Config {
     temporalUiUrl:
       optional(env, 'TEMPORAL_UI_URL') ??
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
+    workflowBundlePath: optional(env, 'WORKFLOW_BUNDLE_PATH'),
   };
 }
