@@ -26,6 +26,8 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
   fastify.addSchema(problemSchema);
   fastify.addSchema(serviceCallViewSchema);
   fastify.setErrorHandler(errorHandler);
+  // The API speaks JSON only: text/plain would otherwise be parsed and fail later as a 400.
+  fastify.removeContentTypeParser('text/plain');
   fastify.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problem(404, `no route for ${request.method} ${request.url.split('?')[0]}`)),
   );

@@ -122,7 +122,7 @@ export async function readLogAfter(
     select ${EVENT_COLUMNS} from events
     where (tx, global_position) > (${after.tx}::xid8, ${after.globalPosition}::bigint)
       and tx < pg_snapshot_xmin(pg_current_snapshot())
-    order by tx, global_position
+    order by events.tx, events.global_position -- qualified: the bare name would sort the text alias
     limit ${limit}`);
   return result.rows.map(toStoredEvent);
 }
