@@ -77,7 +77,7 @@ export function createActivities(deps: ActivityDeps) {
           data: { reachedAt: at.toISOString() },
         };
         deps.log.info({ tenantId: ref.tenantId, serviceCallId: ref.serviceCallId }, 'due time reached');
-        return { events: [event], result: { proceed: true, status: 'Running' as Status } };
+        return { events: [event], result: { proceed: true, status: 'Running' } };
       });
     },
 
@@ -155,7 +155,7 @@ export function createActivities(deps: ActivityDeps) {
           type: 'ServiceCallCancelled',
           data: { source: 'workflow' },
         };
-        return { events: [event], result: 'Cancelled' as Status };
+        return { events: [event], result: 'Cancelled' };
       });
     },
   };

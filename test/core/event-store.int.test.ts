@@ -38,7 +38,14 @@ function submitted(tenantId: string, id: string): NewEvent {
 }
 
 function recordingConsumer(name: string, seen: StoredEvent[]): LogConsumer {
-  return { name, transactional: true, handle: async (batch) => void seen.push(...batch) };
+  return {
+    name,
+    transactional: true,
+    handle: (batch) => {
+      seen.push(...batch);
+      return Promise.resolve();
+    },
+  };
 }
 
 describe('appendToStream', () => {
