@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { apiKeys, tenants } from '../drizzle/schema';
-import type { DbOrTx } from './db';
+import { TENANT_ID_PATTERN } from './config';
+import type { Db, DbOrTx } from './db';
 
 /** API keys are stored as sha256 hashes; a key is shown once, when it is created. */
 
@@ -35,4 +36,111 @@ export async function tenantForApiKey(db: DbOrTx, key: string): Promise<string |
     .from(apiKeys)
     .where(and(eq(apiKeys.keyHash, hashApiKey(key)), isNull(apiKeys.revokedAt)));
   return row?.tenantId;
+}
+
+/**
+ * Revocations are announced on this channel (in the revoking transaction, so only once they are
+ * committed); every api process listening drops its cache of verified keys at once.
+ */
+export const API_KEYS_CHANNEL = 'punctual_api_keys';
+
+export class TenantError extends Error {
+  override name = 'TenantError';
+}
+
+/** Creates a tenant; false when it exists already. */
+export async function createTenant(db: DbOrTx, tenantId: string): Promise<boolean> {
+  if (!TENANT_ID_PATTERN.test(tenantId)) {
+    throw new TenantError(`tenant names must match ${TENANT_ID_PATTERN.source} (lower case, digits, _ and -)`);
+  }
+  const created = await db.insert(tenants).values({ id: tenantId }).onConflictDoNothing().returning({ id: tenants.id });
+  return created.length === 1;
+}
+
+/**
+ * Makes a new key for an existing tenant and returns it: the only time it exists outside the
+ * caller's hands. Its prefix is made unique among stored prefixes so people can revoke by it.
+ */
+export async function createApiKey(db: Db, tenantId: string): Promise<{ key: string; prefix: string }> {
+  const [tenant] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
+  if (tenant === undefined) throw new TenantError(`no tenant "${tenantId}" (create it first)`);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const key = generateApiKey();
+    const prefix = key.slice(0, KEY_PREFIX_LENGTH);
+    const [clash] = await db.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.prefix, prefix));
+    if (clash !== undefined) continue;
+    await db.insert(apiKeys).values({ tenantId, keyHash: hashApiKey(key), prefix });
+    return { key, prefix };
+  }
+  throw new TenantError('could not find an unused key prefix; try again');
+}
+
+export type RevokeResult =
+  | { outcome: 'revoked'; tenantId: string; prefix: string }
+  | { outcome: 'already-revoked'; tenantId: string; prefix: string; revokedAt: Date }
+  | { outcome: 'not-found' }
+  | { outcome: 'ambiguous'; matches: { tenantId: string; prefix: string }[] };
+
+/**
+ * Revokes the key shown as `prefixOrKey` (its prefix, or the whole key). A prefix shared by
+ * several live keys (possible for keys given in API_KEYS) revokes nothing: give the whole key.
+ * A revoked key stays revoked even if API_KEYS still lists it.
+ */
+export async function revokeApiKey(db: Db, prefixOrKey: string): Promise<RevokeResult> {
+  const byWholeKey = prefixOrKey.length > KEY_PREFIX_LENGTH;
+  return db.transaction(async (tx) => {
+    const matches = await tx
+      .select()
+      .from(apiKeys)
+      .where(byWholeKey ? eq(apiKeys.keyHash, hashApiKey(prefixOrKey)) : eq(apiKeys.prefix, prefixOrKey))
+      .for('update');
+    const live = matches.filter((k) => k.revokedAt === null);
+    if (live.length > 1) {
+      return { outcome: 'ambiguous', matches: live.map((k) => ({ tenantId: k.tenantId, prefix: k.prefix })) };
+    }
+    const [target] = live;
+    if (target === undefined) {
+      const [revoked] = matches;
+      if (revoked?.revokedAt != null) {
+        return {
+          outcome: 'already-revoked',
+          tenantId: revoked.tenantId,
+          prefix: revoked.prefix,
+          revokedAt: revoked.revokedAt,
+        };
+      }
+      return { outcome: 'not-found' };
+    }
+    await tx
+      .update(apiKeys)
+      .set({ revokedAt: sql`now()` })
+      .where(eq(apiKeys.id, target.id));
+    await tx.execute(sql`select pg_notify(${API_KEYS_CHANNEL}, '')`);
+    return { outcome: 'revoked', tenantId: target.tenantId, prefix: target.prefix };
+  });
+}
+
+export interface TenantListing {
+  id: string;
+  createdAt: Date;
+  keys: { prefix: string; createdAt: Date; revokedAt: Date | null }[];
+}
+
+/** Every tenant with the prefixes of its keys (never the keys, which are not stored). */
+export async function listTenants(db: DbOrTx): Promise<TenantListing[]> {
+  const tenantRows = await db.select().from(tenants).orderBy(asc(tenants.id));
+  const keyRows = await db
+    .select({
+      tenantId: apiKeys.tenantId,
+      prefix: apiKeys.prefix,
+      createdAt: apiKeys.createdAt,
+      revokedAt: apiKeys.revokedAt,
+    })
+    .from(apiKeys)
+    .orderBy(asc(apiKeys.createdAt), asc(apiKeys.prefix));
+  return tenantRows.map((t) => ({
+    id: t.id,
+    createdAt: t.createdAt,
+    keys: keyRows.filter((k) => k.tenantId === t.id).map(({ tenantId: _tenantId, ...k }) => k),
+  }));
 }

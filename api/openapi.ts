@@ -1,0 +1,362 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+/**
+ * The OpenAPI 3.1 document, generated from the route schemas by @fastify/swagger and served at
+ * /openapi.json, with Swagger UI at /docs (its assets ship in the package: no CDN, works offline).
+ * What JSON Schema cannot say (problem+json media type, response headers, examples, the
+ * Idempotency-Key header) is added here, keyed by operationId.
+ */
+
+type Json = Record<string, unknown>;
+
+const PROBLEM_REF = '#/components/schemas/Problem';
+const PROBLEM_MEDIA = 'application/problem+json';
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+const CALL_ID = '3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10';
+const CREATED_AT = '2029-12-31T18:00:00.000Z';
+const DUE_AT = '2030-01-01T09:00:00.000Z';
+
+const requestExample = {
+  request: {
+    method: 'POST',
+    url: 'https://api.example.com/invoices/42/remind',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer s3cr3t' },
+    body: { invoiceId: 42, channel: 'email' },
+  },
+  dueAt: '2030-01-01T10:00:00+01:00',
+  tags: ['billing', 'reminders'],
+  retry: { maxAttempts: 3 },
+  timeoutMs: 5000,
+};
+
+const summaryExample = {
+  id: CALL_ID,
+  status: 'Succeeded',
+  request: {
+    method: 'POST',
+    url: 'https://api.example.com/invoices/42/remind',
+    headers: { 'content-type': 'application/json', authorization: '[REDACTED]' },
+  },
+  dueAt: DUE_AT,
+  tags: ['billing', 'reminders'],
+  retry: { maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
+  timeoutMs: 5000,
+  nextAttemptAt: null,
+  createdAt: CREATED_AT,
+  updatedAt: '2030-01-01T09:00:00.182Z',
+  result: {
+    outcome: 'Succeeded',
+    statusCode: 202,
+    latencyMs: 171,
+    error: null,
+    responseSnippet: '{"queued":true}',
+    snippetEncoding: 'utf8',
+    truncated: false,
+    responseHeaders: { 'content-type': 'application/json' },
+  },
+};
+
+const detailExample = {
+  ...summaryExample,
+  attempts: [
+    {
+      attempt: 1,
+      startedAt: '2030-01-01T09:00:00.004Z',
+      finishedAt: '2030-01-01T09:00:00.175Z',
+      statusCode: 202,
+      latencyMs: 171,
+      error: null,
+      responseSnippet: '{"queued":true}',
+      snippetEncoding: 'utf8',
+      truncated: false,
+      responseHeaders: { 'content-type': 'application/json' },
+    },
+  ],
+};
+
+const scheduledExample = {
+  ...detailExample,
+  status: 'Cancelled',
+  updatedAt: '2029-12-31T20:15:00.000Z',
+  attempts: [],
+  result: null,
+};
+
+const problems: Record<string, Json> = {
+  '400': {
+    type: 'about:blank',
+    title: 'Bad Request',
+    status: 400,
+    detail: 'request.url: must use http or https',
+    errors: [{ field: 'request.url', message: 'request.url: must use http or https' }],
+  },
+  '401': { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'unknown or revoked API key' },
+  '404': { type: 'about:blank', title: 'Not Found', status: 404, detail: `service call ${CALL_ID} not found` },
+  '409': {
+    type: 'about:blank',
+    title: 'Conflict',
+    status: 409,
+    detail: 'the call is Running and can no longer be cancelled',
+  },
+  '413': {
+    type: 'about:blank',
+    title: 'Payload Too Large',
+    status: 413,
+    detail: 'the request body is larger than 1 MiB',
+  },
+  '415': { type: 'about:blank', title: 'Unsupported Media Type', status: 415, detail: 'send application/json' },
+  '422': {
+    type: 'about:blank',
+    title: 'Unprocessable Content',
+    status: 422,
+    detail: 'this Idempotency-Key was already used with a different request',
+  },
+  '429': { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'rate limit exceeded; retry in 1 s' },
+  '503': {
+    type: 'about:blank',
+    title: 'Service Unavailable',
+    status: 503,
+    detail: 'the database is unavailable; retry shortly',
+  },
+};
+
+/** Problems that read better per operation than the generic ones above. */
+const OPERATION_PROBLEMS: Record<string, Record<string, Json>> = {
+  listServiceCalls: {
+    '400': {
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      detail: 'limit: must be an integer from 1 to 200',
+      errors: [{ field: 'limit', message: 'limit: must be an integer from 1 to 200' }],
+    },
+  },
+  getServiceCall: {
+    '400': {
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      detail: 'params.id must match format "uuid"',
+      errors: [{ field: 'params.id', message: 'must match format "uuid"' }],
+    },
+  },
+};
+
+/** Per operation: the request body example and one example per success status. */
+const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, unknown> }> = {
+  submitServiceCall: {
+    request: requestExample,
+    responses: {
+      '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT },
+      '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT },
+    },
+  },
+  getServiceCall: { responses: { '200': detailExample } },
+  cancelServiceCall: { responses: { '202': scheduledExample } },
+  listServiceCalls: {
+    responses: {
+      '200': {
+        items: [summaryExample],
+        nextCursor:
+          'eyJ2IjoxLCJ0IjoiMjAyOS0xMi0zMVQxODowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJRbVZ5aXlfR2g2Q2cifQ',
+      },
+    },
+  },
+  health: { responses: { '200': { status: 'ok' } } },
+  readiness: {
+    responses: {
+      '200': { status: 'ready', checks: { postgres: true, temporal: true } },
+      '503': { status: 'not ready', checks: { postgres: true, temporal: false } },
+    },
+  },
+};
+
+const DESCRIPTIONS: Record<string, string> = {
+  '200': 'OK',
+  '202': 'Accepted',
+  '400': 'Invalid input; `errors` names each offending field or parameter',
+  '401': 'Missing, unknown or revoked API key',
+  '404': 'No such call for this tenant',
+  '409': 'The call is no longer in a state that allows this',
+  '413': 'Body larger than 1 MiB',
+  '415': 'Body is not JSON',
+  '422': 'Idempotency-Key reused with a different request',
+  '429': "The tenant's rate limit is exhausted; retry after `Retry-After` seconds",
+  '503': 'A dependency is unavailable; retry shortly',
+};
+
+const retryAfter = {
+  description: 'Seconds to wait before retrying.',
+  schema: { type: 'integer', minimum: 1 },
+  example: 1,
+};
+
+function asRecord(value: unknown): Json | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
+}
+
+/**
+ * GET /metrics answers Prometheus text, not JSON, and is registered without a schema (hidden from
+ * the generator); it is described here, and only when the app really has it.
+ */
+const metricsPathItem = {
+  get: {
+    operationId: 'metrics',
+    tags: ['operations'],
+    summary: 'Prometheus metrics',
+    description:
+      'Prometheus text exposition format: request latency, projection lag, outbox backlog and the rest. Needs no key.',
+    security: [],
+    responses: {
+      '200': {
+        description: 'OK',
+        content: {
+          'text/plain': {
+            schema: { type: 'string' },
+            example: '# TYPE punctual_projection_lag_seconds gauge\npunctual_projection_lag_seconds 0.012\n',
+          },
+        },
+      },
+    },
+  },
+};
+
+/** Adds what the route schemas cannot carry; mutates and returns the generated document. */
+export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
+  if (opts.metrics === true) {
+    const paths = asRecord(doc.paths);
+    if (paths !== undefined && paths['/metrics'] === undefined) paths['/metrics'] = structuredClone(metricsPathItem);
+  }
+  const paths = asRecord(doc.paths) ?? {};
+  for (const pathItem of Object.values(paths)) {
+    for (const operationValue of Object.values(asRecord(pathItem) ?? {})) {
+      const operation = asRecord(operationValue);
+      if (operation === undefined) continue;
+      const examples = EXAMPLES[String(operation.operationId)];
+      const body = asRecord(asRecord(asRecord(operation.requestBody)?.content)?.['application/json']);
+      if (body !== undefined && examples?.request !== undefined) body.example = examples.request;
+
+      const responses = asRecord(operation.responses) ?? {};
+      for (const [status, responseValue] of Object.entries(responses)) {
+        const response = asRecord(responseValue);
+        if (response === undefined) continue;
+        if (response.description === 'Default Response' && DESCRIPTIONS[status] !== undefined) {
+          response.description = DESCRIPTIONS[status];
+        }
+        const content = asRecord(response.content);
+        const json = asRecord(content?.['application/json']);
+        if (content !== undefined && json !== undefined && asRecord(json.schema)?.$ref === PROBLEM_REF) {
+          delete content['application/json'];
+          const example =
+            OPERATION_PROBLEMS[String(operation.operationId)]?.[status] ?? problems[status] ?? problems['400'];
+          content[PROBLEM_MEDIA] = { ...json, example };
+        } else if (json !== undefined && examples?.responses[status] !== undefined) {
+          json.example = examples.responses[status];
+        } else if (json !== undefined && json.example === undefined) {
+          // A route that keeps its example in its schema (`example`, or `examples: [...]`).
+          const schema = asRecord(json.schema);
+          const fromSchema =
+            schema?.example ?? (Array.isArray(schema?.examples) ? (schema.examples as unknown[])[0] : undefined);
+          if (fromSchema !== undefined) json.example = fromSchema;
+        }
+        const headers: Json = asRecord(response.headers) ?? {};
+        if (status === '429' || status === '503') headers['Retry-After'] = retryAfter;
+        if (operation.operationId === 'submitServiceCall' && (status === '202' || status === '200')) {
+          headers.Location = {
+            description: 'Where the call can be read: `/v1/service-calls/{id}`.',
+            schema: { type: 'string' },
+            example: `/v1/service-calls/${CALL_ID}`,
+          };
+        }
+        if (operation.operationId === 'submitServiceCall' && status === '200') {
+          headers['Idempotent-Replayed'] = {
+            description: 'Present on a replay: this answer is the one given to the first submit with this key.',
+            schema: { type: 'string', enum: ['true'] },
+            example: 'true',
+          };
+        }
+        if (Object.keys(headers).length > 0) response.headers = headers;
+      }
+
+      for (const parameter of Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : []) {
+        const p = asRecord(parameter);
+        if (p?.in === 'path' && p.name === 'id' && p.example === undefined) p.example = CALL_ID;
+      }
+
+      if (operation.operationId === 'submitServiceCall') {
+        const parameters = Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : [];
+        parameters.push({
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: false,
+          description:
+            'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
+          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$' },
+          example: 'invoice-42-reminder-2030-01-01',
+        });
+        operation.parameters = parameters;
+      }
+    }
+  }
+  return doc;
+}
+
+export const openApiPlugin = fp(
+  async (fastify: FastifyInstance) => {
+    await fastify.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Punctual',
+          version: packageVersion(),
+          description:
+            'Runs HTTP calls for tenants, now or at a future `dueAt`, exactly as submitted, and keeps a record of what happened. Authenticate with `Authorization: Bearer <key>`; each key belongs to one tenant and sees only its calls. Errors are `application/problem+json` (RFC 9457).',
+        },
+        tags: [
+          { name: 'service calls', description: 'Submit, read, list and cancel calls.' },
+          { name: 'operations', description: 'Health checks for load balancers and orchestrators.' },
+        ],
+        components: {
+          securitySchemes: {
+            bearer: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'An API key made with `npm run tenants -- keys create <tenant>` (or given in API_KEYS).',
+            },
+          },
+        },
+        security: [{ bearer: [] }],
+      },
+      refResolver: {
+        buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+      },
+      transformObject: (documentObject) => {
+        if ('openapiObject' in documentObject) {
+          return completeDocument(documentObject.openapiObject, {
+            metrics: fastify.hasRoute({ method: 'GET', url: '/metrics' }),
+          });
+        }
+        return documentObject.swaggerObject;
+      },
+    });
+    await fastify.register(swaggerUi, { routePrefix: '/docs' });
+    fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger());
+  },
+  { name: 'punctual-openapi' },
+);
