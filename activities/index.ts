@@ -1,13 +1,16 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { handleCommand, nextEventEnvelope, type Deps } from '../core/commands';
-import type { CallResult, NewEvent } from '../core/events';
-import { readStream } from '../core/event-store';
+import { handleCommand, nextEventEnvelope, requestFromSubmitted, type Deps } from '../core/commands';
+import type { AttemptRecord, NewEvent, ServiceCallSubmitted } from '../core/events';
+import { ConcurrencyError, readStream } from '../core/event-store';
+import { isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import type { Status } from '../core/service-call';
-import { performHttpRequest, type HttpAttemptOutcome } from './http';
+import { fold, type Status } from '../core/service-call';
+import { callsFinished, httpAttemptDuration, timerLateness } from '../core/metrics';
+import { activeSigningSecrets, signatureHeaders } from '../core/signing';
+import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome } from './http';
 
 export interface ServiceCallRef {
   tenantId: string;
@@ -25,13 +28,36 @@ export const FailureType = {
   NotFound: 'ServiceCallNotFound',
   NotDueYet: 'NotDueYet',
 } as const;
-export const NON_RETRYABLE_FAILURE_TYPES = [FailureType.NotFound];
+export const NON_RETRYABLE_FAILURE_TYPES: string[] = [FailureType.NotFound];
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
 const MAX_EARLY_WAIT_MS = 20_000;
 
-export function isSuccessStatus(statusCode: number | null): boolean {
-  return statusCode !== null && statusCode >= 200 && statusCode < 300;
+/** What an attempt leaves for the workflow: no response data, which stays in Postgres. */
+export interface AttemptReport {
+  status: Status;
+  /** Set when another attempt is due: how long to wait for it. */
+  retryInMs: number | null;
+}
+
+const messageIdForAttempt = (serviceCallId: string, attempt: number) =>
+  deterministicMessageId(serviceCallId, `attempt:${attempt}`);
+
+function attemptRecord(attempt: number, outcome: HttpAttemptOutcome): AttemptRecord {
+  return {
+    attempt,
+    startedAt: outcome.startedAt,
+    finishedAt: outcome.finishedAt,
+    statusCode: outcome.statusCode,
+    latencyMs: outcome.latencyMs,
+    error:
+      outcome.error ??
+      (isSuccessStatus(outcome.statusCode) ? null : `HTTP ${outcome.statusCode ?? '?'} is not a 2xx answer`),
+    responseSnippet: outcome.responseSnippet,
+    snippetEncoding: outcome.snippetEncoding,
+    truncated: outcome.truncated,
+    responseHeaders: outcome.responseHeaders,
+  };
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -46,102 +72,180 @@ export function createActivities(deps: ActivityDeps) {
     });
   }
 
+  /** Records DueTimeReached unless a cancel got there first; true when the call should run. */
+  async function markDue(ref: ServiceCallRef, submitted: ServiceCallSubmitted): Promise<Status> {
+    const early = new Date(submitted.data.dueAt).getTime() - now().getTime();
+    if (early > 0) {
+      // A timer can fire a hair early, and the server's clock is not ours.
+      if (early > MAX_EARLY_WAIT_MS) {
+        throw ApplicationFailure.retryable(`due in ${early} ms; not yet due`, FailureType.NotDueYet);
+      }
+      await sleep(early);
+    }
+    return handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
+      if (state === undefined) notFound(ref);
+      if (state.status !== 'Scheduled') return { events: [], result: state.status };
+      const at = now();
+      const event: NewEvent = {
+        ...nextEventEnvelope(state, history, deterministicMessageId(ref.serviceCallId, 'due'), at),
+        type: 'DueTimeReached',
+        data: { reachedAt: at.toISOString() },
+      };
+      deps.log.info(
+        { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, correlationId: event.correlationId },
+        'due time reached',
+      );
+      return { events: [event], result: 'Running' as const };
+    });
+  }
+
+  /**
+   * Appends the attempt's event. Postgres may blink right after a target answered: retrying here
+   * (heartbeating) avoids repeating the HTTP call for what is only a recording problem.
+   */
+  async function recordAttempt(ref: ServiceCallRef, attempt: number, outcome: HttpAttemptOutcome): Promise<AttemptReport> {
+    const record = attemptRecord(attempt, outcome);
+    for (let round = 1; ; round++) {
+      try {
+        return await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
+          if (state === undefined) notFound(ref);
+          const messageId = messageIdForAttempt(ref.serviceCallId, attempt);
+          if (history.some((e) => e.messageId === messageId) || state.status !== 'Running') {
+            return { events: [], result: reportOf(state) };
+          }
+          const envelope = nextEventEnvelope(state, history, messageId, now());
+          const succeeded = isSuccessStatus(outcome.statusCode);
+          if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.error)) {
+            const delay = retryDelayMs(state.retry, attempt, outcome.statusCode, outcome.retryAfterMs);
+            const retryAt = new Date(new Date(envelope.timestamp).getTime() + delay).toISOString();
+            const event: NewEvent = { ...envelope, type: 'AttemptFailed', data: { attempt: record, retryAt } };
+            return { events: [event], result: { status: 'Running', retryInMs: delay } };
+          }
+          const event: NewEvent = {
+            ...envelope,
+            type: succeeded ? 'ServiceCallSucceeded' : 'ServiceCallFailed',
+            data: {
+              attempt: record,
+              result: {
+                outcome: succeeded ? 'Succeeded' : 'Failed',
+                statusCode: record.statusCode,
+                latencyMs: record.latencyMs,
+                responseSnippet: record.responseSnippet,
+                snippetEncoding: record.snippetEncoding,
+                truncated: record.truncated,
+                responseHeaders: record.responseHeaders,
+                error: record.error,
+              },
+            },
+          };
+          return { events: [event], result: { status: succeeded ? 'Succeeded' : 'Failed', retryInMs: null } };
+        });
+      } catch (err) {
+        if (err instanceof ApplicationFailure || err instanceof ConcurrencyError || round >= 8) throw err;
+        deps.log.warn({ err, ...ref, attempt }, 'recording the attempt failed; retrying');
+        Context.current().heartbeat();
+        await sleep(Math.min(10_000, 250 * 2 ** round));
+      }
+    }
+  }
+
+  function reportOf(state: { status: Status; nextAttemptAt: string | null }): AttemptReport {
+    const retryInMs =
+      state.status === 'Running' && state.nextAttemptAt !== null
+        ? Math.max(0, new Date(state.nextAttemptAt).getTime() - now().getTime())
+        : null;
+    return { status: state.status, retryInMs };
+  }
+
   return {
     /**
-     * Records DueTimeReached once the due time has really come (a timer can fire a hair early,
-     * and the server's clock is not ours). Returns whether the HTTP attempt should run.
+     * One attempt of a call: the first one records DueTimeReached, then the request is sent
+     * exactly as submitted (secrets unsealed here, in memory only), signed, and its outcome
+     * appended. Repeated after a worker crash, it finds a recorded outcome and does not call
+     * again; a crash between the call and the record repeats the call (at-least-once).
      */
-    async markDue(ref: ServiceCallRef): Promise<{ proceed: boolean; status: Status }> {
-      const first = (await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)))[0];
-      if (first === undefined) notFound(ref);
-      if (first.type === 'ServiceCallSubmitted') {
-        const early = new Date(first.data.dueAt).getTime() - now().getTime();
-        if (early > 0) {
-          if (early > MAX_EARLY_WAIT_MS) {
-            throw ApplicationFailure.retryable(`due in ${early} ms; not yet due`, FailureType.NotDueYet);
-          }
-          await sleep(early);
-        }
-      }
-      return handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
+    async runAttempt(ref: ServiceCallRef & { attempt: number }): Promise<AttemptReport> {
+      const streamId = streamIdFor(ref.tenantId, ref.serviceCallId);
+      const history = await readStream(deps.db, streamId);
+      const submitted = history[0];
+      if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
+      if (history.some((e) => e.messageId === messageIdForAttempt(ref.serviceCallId, ref.attempt))) {
+        const state = fold(history);
         if (state === undefined) notFound(ref);
-        const messageId = deterministicMessageId(ref.serviceCallId, 'due');
-        if (history.some((e) => e.messageId === messageId)) {
-          return { events: [], result: { proceed: state.status === 'Running', status: state.status } };
-        }
-        if (state.status !== 'Scheduled') return { events: [], result: { proceed: false, status: state.status } };
-        const at = now();
-        const event: NewEvent = {
-          ...nextEventEnvelope(state, history, messageId, at),
-          type: 'DueTimeReached',
-          data: { reachedAt: at.toISOString() },
-        };
-        deps.log.info({ tenantId: ref.tenantId, serviceCallId: ref.serviceCallId }, 'due time reached');
-        return { events: [event], result: { proceed: true, status: 'Running' } };
-      });
-    },
+        return reportOf(state);
+      }
+      if (ref.attempt === 1) {
+        const status = await markDue(ref, submitted);
+        if (status !== 'Running') return { status, retryInMs: null };
+      }
+      const request = requestFromSubmitted(submitted.data, streamId, deps.keyring);
+      const { headers, body } = encodeBody(request.headers, request.body);
+      const secrets = await activeSigningSecrets(deps.db, deps.keyring, ref.tenantId);
+      const ours: Record<string, string> = {
+        // The same on every attempt, so a target can deduplicate.
+        'idempotency-key': ref.serviceCallId,
+        ...signatureHeaders(
+          secrets.map((s) => s.secret),
+          ref.serviceCallId,
+          Math.floor(now().getTime() / 1000),
+          body ?? '',
+        ),
+      };
+      // Our headers never replace one the tenant set.
+      for (const [name, value] of Object.entries(ours)) if (!hasHeader(headers, name)) headers[name] = value;
 
-    /** One HTTP attempt, exactly as submitted. HTTP-level failures are results, not errors. */
-    async executeHttpCall(ref: ServiceCallRef & { attempt: number; timeoutMs: number }): Promise<HttpAttemptOutcome> {
-      const first = (await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)))[0];
-      if (first === undefined || first.type !== 'ServiceCallSubmitted') notFound(ref);
       const ctx = Context.current();
+      const log = {
+        tenantId: ref.tenantId,
+        serviceCallId: ref.serviceCallId,
+        attempt: ref.attempt,
+        correlationId: submitted.correlationId,
+      };
+      deps.log.info({ ...log, method: request.method }, 'http attempt started');
       // Heartbeats let Temporal notice a dead worker long before the start-to-close timeout.
       const beat = setInterval(() => ctx.heartbeat(), 1_000);
+      let outcome: HttpAttemptOutcome;
       try {
-        const log = { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, attempt: ref.attempt };
-        deps.log.info({ ...log, method: first.data.request.method }, 'http attempt started');
-        const outcome = await performHttpRequest(first.data.request, {
-          timeoutMs: ref.timeoutMs,
-          dispatcher: deps.http,
-          signal: ctx.cancellationSignal,
-          extraHeaders: { 'idempotency-key': ref.serviceCallId },
-        });
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('http attempt cancelled');
-        deps.log.info(
-          { ...log, statusCode: outcome.statusCode, latencyMs: outcome.latencyMs, error: outcome.error },
-          'http attempt finished',
+        outcome = await performHttpRequest(
+          { method: request.method, url: request.url, headers, body },
+          { timeoutMs: submitted.data.timeoutMs, dispatcher: deps.http, signal: ctx.cancellationSignal },
         );
-        return outcome;
       } finally {
         clearInterval(beat);
       }
+      deps.log.info(
+        { ...log, statusCode: outcome.statusCode, latencyMs: outcome.latencyMs, error: outcome.error },
+        'http attempt finished',
+      );
+      const elapsedMs = new Date(outcome.finishedAt).getTime() - new Date(outcome.startedAt).getTime();
+      httpAttemptDuration.observe(
+        { result: isSuccessStatus(outcome.statusCode) ? 'success' : outcome.statusCode === null ? 'error' : 'failure' },
+        (outcome.latencyMs ?? elapsedMs) / 1000,
+      );
+      if (ref.attempt === 1) {
+        timerLateness.observe(
+          Math.max(0, new Date(outcome.startedAt).getTime() - new Date(submitted.data.dueAt).getTime()) / 1000,
+        );
+      }
+      const report = await recordAttempt(ref, ref.attempt, outcome);
+      if (report.status === 'Succeeded' || report.status === 'Failed') callsFinished.inc({ outcome: report.status });
+      return report;
     },
 
-    /** Appends the terminal event; a retry after a crash finds it already there. */
-    async recordOutcome(ref: ServiceCallRef & { attempt: number; outcome: HttpAttemptOutcome }): Promise<Status> {
-      return handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
-        if (state === undefined) notFound(ref);
-        const messageId = deterministicMessageId(ref.serviceCallId, `outcome:${ref.attempt}`);
-        if (state.status !== 'Running' || history.some((e) => e.messageId === messageId)) {
-          return { events: [], result: state.status };
-        }
-        const { outcome } = ref;
-        const succeeded = isSuccessStatus(outcome.statusCode);
-        const result: CallResult = {
-          outcome: succeeded ? 'Succeeded' : 'Failed',
-          statusCode: outcome.statusCode,
-          latencyMs: outcome.latencyMs,
-          responseSnippet: outcome.responseSnippet,
-          truncated: outcome.truncated,
-          error: outcome.error ?? (succeeded ? null : `HTTP ${outcome.statusCode ?? '?'} is not a 2xx answer`),
-        };
-        const event: NewEvent = {
-          ...nextEventEnvelope(state, history, messageId, now()),
-          type: succeeded ? 'ServiceCallSucceeded' : 'ServiceCallFailed',
-          data: {
-            attempt: {
-              attempt: ref.attempt,
-              startedAt: outcome.startedAt,
-              finishedAt: outcome.finishedAt,
-              statusCode: outcome.statusCode,
-              latencyMs: outcome.latencyMs,
-              error: result.error,
-            },
-            result,
-          },
-        };
-        return { events: [event], result: result.outcome };
+    /** The attempt could not complete at all (workers kept dying): record it as a failed attempt. */
+    async recordLostAttempt(ref: ServiceCallRef & { attempt: number; reason: string }): Promise<AttemptReport> {
+      const at = now().toISOString();
+      return recordAttempt(ref, ref.attempt, {
+        startedAt: at,
+        finishedAt: at,
+        statusCode: null,
+        latencyMs: null,
+        responseSnippet: null,
+        snippetEncoding: 'utf8',
+        truncated: false,
+        responseHeaders: {},
+        retryAfterMs: null,
+        error: `attempt could not complete: ${ref.reason}`,
       });
     },
 

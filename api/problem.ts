@@ -22,8 +22,26 @@ export class BadRequestError extends Error {
   }
 }
 
+/** Well-formed but refused input (e.g. a destination the egress policy forbids): 422. */
+export class UnprocessableError extends Error {
+  override name = 'UnprocessableError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
+}
+
+export class TooManyRequestsError extends Error {
+  override name = 'TooManyRequestsError';
+  constructor(readonly retryAfterSeconds: number) {
+    super(`rate limit exceeded; retry in ${retryAfterSeconds} s`);
+  }
 }
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
@@ -80,9 +98,16 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   if (error instanceof BadRequestError) {
     return sendProblem(reply, problem(400, error.message, { errors: [{ field: error.field, message: error.message }] }));
   }
+  if (error instanceof UnprocessableError) {
+    return sendProblem(reply, problem(422, error.message, { errors: [{ field: error.field, message: error.message }] }));
+  }
   if (error instanceof UnauthorizedError) {
     void reply.header('www-authenticate', 'Bearer');
     return sendProblem(reply, problem(401, error.message));
+  }
+  if (error instanceof TooManyRequestsError) {
+    void reply.header('retry-after', String(error.retryAfterSeconds));
+    return sendProblem(reply, problem(429, error.message));
   }
   if (error instanceof NotFoundError) return sendProblem(reply, problem(404, error.message));
   if (error instanceof StateConflictError) return sendProblem(reply, problem(409, error.message));

@@ -1,4 +1,6 @@
 import { HTTP_METHODS } from '../core/events';
+import { DEFAULT_RETRY, RETRY_BOUNDS, TIMEOUT_BOUNDS } from '../core/http-policy';
+import type { RetryPolicy } from '../core/events';
 import { STATUSES } from '../core/service-call';
 
 /**
@@ -29,6 +31,22 @@ export const problemSchema = {
 const problemRef = { $ref: 'Problem#' } as const;
 
 export const MAX_TAGS = 20;
+
+function range(bounds: { min: number; max: number }) {
+  return { minimum: bounds.min, maximum: bounds.max };
+}
+
+/** What is kept of a response, per attempt and in the result. */
+const responseFields = {
+  responseSnippet: { type: ['string', 'null'], description: 'At most 8 KiB of the body.' },
+  snippetEncoding: { type: 'string', enum: ['utf8', 'base64'], description: 'base64 when the body is not text.' },
+  truncated: { type: 'boolean', description: 'The body was longer than the snippet.' },
+  responseHeaders: {
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Response headers on the allowlist (content-type, retry-after, location, …).',
+  },
+} as const;
 
 export const submitBodySchema = {
   type: 'object',
@@ -61,6 +79,31 @@ export const submitBodySchema = {
       uniqueItems: true,
       items: { type: 'string', minLength: 1, maxLength: 64 },
     },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Retries on network errors, timeouts, 408, 429 and 5xx (never on other 4xx); Retry-After on 429/503 is honoured up to 15 minutes.',
+      properties: {
+        maxAttempts: { type: 'integer', ...range(RETRY_BOUNDS.maxAttempts), default: DEFAULT_RETRY.maxAttempts },
+        initialIntervalMs: {
+          type: 'integer',
+          ...range(RETRY_BOUNDS.initialIntervalMs),
+          default: DEFAULT_RETRY.initialIntervalMs,
+        },
+        backoffCoefficient: {
+          type: 'number',
+          ...range(RETRY_BOUNDS.backoffCoefficient),
+          default: DEFAULT_RETRY.backoffCoefficient,
+        },
+        maxIntervalMs: { type: 'integer', ...range(RETRY_BOUNDS.maxIntervalMs), default: DEFAULT_RETRY.maxIntervalMs },
+      },
+    },
+    timeoutMs: {
+      type: 'integer',
+      ...range(TIMEOUT_BOUNDS),
+      description: 'Timeout of each attempt (default HTTP_TIMEOUT_MS, 10 000).',
+    },
   },
 } as const;
 
@@ -73,6 +116,8 @@ export interface SubmitBody {
   };
   dueAt?: string;
   tags?: string[];
+  retry?: Partial<RetryPolicy>;
+  timeoutMs?: number;
 }
 
 const submitResponse = {
@@ -107,6 +152,22 @@ export const serviceCallViewSchema = {
     },
     dueAt: { type: 'string', format: 'date-time' },
     tags: { type: 'array', items: { type: 'string' } },
+    retry: {
+      type: 'object',
+      properties: {
+        maxAttempts: { type: 'integer' },
+        initialIntervalMs: { type: 'integer' },
+        backoffCoefficient: { type: 'number' },
+        maxIntervalMs: { type: 'integer' },
+      },
+    },
+    timeoutMs: { type: 'integer' },
+    nextAttemptAt: { type: ['string', 'null'], format: 'date-time', description: 'While a retry is pending.' },
+    links: {
+      type: 'object',
+      description: 'Where to look further: the call\'s workflow in the Temporal Web UI (when its address is known).',
+      properties: { temporalUi: { type: 'string' } },
+    },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
     attempts: {
@@ -121,6 +182,7 @@ export const serviceCallViewSchema = {
           statusCode: nullableInt,
           latencyMs: nullableInt,
           error: nullableString,
+          ...responseFields,
         },
       },
     },
@@ -134,9 +196,8 @@ export const serviceCallViewSchema = {
             outcome: { type: 'string', enum: ['Succeeded', 'Failed'] },
             statusCode: nullableInt,
             latencyMs: nullableInt,
-            responseSnippet: nullableString,
-            truncated: { type: 'boolean' },
             error: nullableString,
+            ...responseFields,
           },
         },
       ],
@@ -152,22 +213,151 @@ const idParams = {
   properties: { id: { type: 'string', format: 'uuid' } },
 } as const;
 
-const authErrors = { 400: problemRef, 401: problemRef, 503: problemRef } as const;
+const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 
 export const submitRouteSchema = {
+  operationId: 'submitServiceCall',
+  tags: ['service calls'],
+  description:
+    'Accepts a call to run now or at `dueAt`. The answer means it is stored durably. With an `Idempotency-Key`, the same request again answers 200 with the same id and `Idempotent-Replayed: true`; the same key with another request answers 422.',
   summary: 'Submit a service call',
   body: submitBodySchema,
   response: { 200: submitResponse, 202: submitResponse, 413: problemRef, 415: problemRef, 422: problemRef, ...authErrors },
 } as const;
 
 export const getRouteSchema = {
+  operationId: 'getServiceCall',
+  tags: ['service calls'],
+  description:
+    "A call this tenant owns, with its attempts and result; another tenant's id answers 404 like an unknown one.",
   summary: 'Show one service call',
   params: idParams,
   response: { 200: serviceCallRef, 404: problemRef, ...authErrors },
 } as const;
 
 export const cancelRouteSchema = {
+  operationId: 'cancelServiceCall',
+  tags: ['service calls'],
+  description: 'Cancels a call that is still `Scheduled`: it will never run. Once `Running` or finished → 409.',
   summary: 'Cancel a scheduled service call',
   params: idParams,
   response: { 202: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
+} as const;
+
+/** A call as the list shows it: the detail without `attempts`. */
+export const serviceCallSummarySchema = {
+  $id: 'ServiceCallSummary',
+  type: 'object',
+  required: serviceCallViewSchema.required.filter((name) => name !== 'attempts'),
+  properties: (({ attempts: _attempts, ...rest }) => rest)(serviceCallViewSchema.properties),
+} as const;
+
+export const serviceCallPageSchema = {
+  $id: 'ServiceCallPage',
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: {
+    items: { type: 'array', items: { $ref: 'ServiceCallSummary#' } },
+    nextCursor: {
+      type: ['string', 'null'],
+      description: 'Pass as `cursor` (with the same filters) for the next page; null on the last page.',
+    },
+  },
+} as const;
+
+export const LIST_LIMIT_DEFAULT = 50;
+export const LIST_LIMIT_MAX = 200;
+
+const instantParam = (description: string, example: string) =>
+  ({ type: 'string', format: 'date-time', description, examples: [example] }) as const;
+
+/**
+ * The list's query string, for the documentation. Validation is `parseListQuery` (api/list-query.ts),
+ * which also takes comma-separated statuses and answers 400 for any parameter not listed here.
+ */
+export const listQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: {
+      type: 'array',
+      items: { type: 'string', enum: STATUSES },
+      uniqueItems: true,
+      description: 'Any of these statuses. Repeat the parameter or separate with commas: `status=Failed,Cancelled`.',
+      examples: [['Failed', 'Cancelled']],
+    },
+    tag: {
+      type: 'array',
+      items: { type: 'string', minLength: 1, maxLength: 64 },
+      maxItems: MAX_TAGS,
+      description: 'Only calls carrying every one of these tags. Repeat the parameter for more tags.',
+      examples: [['billing']],
+    },
+    createdAfter: instantParam('Created at or after this instant.', '2030-01-01T00:00:00Z'),
+    createdBefore: instantParam('Created before this instant.', '2030-01-02T00:00:00Z'),
+    dueAfter: instantParam('Due at or after this instant.', '2030-01-01T00:00:00Z'),
+    dueBefore: instantParam('Due before this instant.', '2030-01-01T12:00:00+02:00'),
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: LIST_LIMIT_MAX,
+      default: LIST_LIMIT_DEFAULT,
+      description: 'Page size.',
+      examples: [20],
+    },
+    cursor: {
+      type: 'string',
+      description: 'Opaque: the `nextCursor` of the previous page, used with the same filters.',
+      examples: [
+        'eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjAwMDAwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwMCIsImYiOiJhYmMifQ',
+      ],
+    },
+  },
+} as const;
+
+export const listRouteSchema = {
+  operationId: 'listServiceCalls',
+  tags: ['service calls'],
+  summary: 'List service calls',
+  description:
+    "This tenant's calls, newest first (`createdAt`, then `id`, descending), from the read model: a call submitted a moment ago may take a moment to appear. Filters combine with AND. Walking the pages with `nextCursor` returns every matching call exactly once, also while new calls arrive.",
+  querystring: listQuerySchema,
+  response: { 200: { $ref: 'ServiceCallPage#' }, ...authErrors },
+} as const;
+
+const healthResponse = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['ok'] } },
+} as const;
+
+const readinessResponse = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not ready'] },
+    checks: {
+      type: 'object',
+      required: ['postgres', 'temporal'],
+      properties: { postgres: { type: 'boolean' }, temporal: { type: 'boolean' } },
+    },
+  },
+} as const;
+
+export const healthRouteSchema = {
+  operationId: 'health',
+  tags: ['operations'],
+  summary: 'Liveness',
+  description: 'Answers 200 while the process serves requests. Needs no key.',
+  security: [],
+  response: { 200: healthResponse },
+} as const;
+
+export const readinessRouteSchema = {
+  operationId: 'readiness',
+  tags: ['operations'],
+  summary: 'Readiness',
+  description: 'Answers 200 only when PostgreSQL and Temporal both answer, else 503. Needs no key.',
+  security: [],
+  response: { 200: readinessResponse, 503: readinessResponse },
 } as const;

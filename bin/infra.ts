@@ -1,13 +1,15 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { generateApiKey, registerApiKey } from '../core/api-keys';
-import type { Config } from '../core/config';
+import { ConfigError, type Config } from '../core/config';
+import { Keyring } from '../core/crypto';
 import { openDatabase } from '../core/db';
 import type { Logger } from '../core/logger';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres';
 import { locateTemporalCli } from '../runtime/temporal-cli';
 import { startTemporalDevServer } from '../runtime/temporal-dev-server';
 import type { Infra } from './roles';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 
@@ -61,6 +63,7 @@ export async function resolveInfra(config: Config, log: Logger): Promise<Resolve
         dbFile: path.join(config.dataDir, 'temporal.db'),
         namespace: config.temporalNamespace,
         logFile: path.join(config.dataDir, 'temporal.log'),
+        searchAttributes: SEARCH_ATTRIBUTE_TYPES,
         log: (msg) => log.debug({ component: 'temporal' }, msg),
       });
       stops.push(() => server.stop());
@@ -78,6 +81,26 @@ export async function resolveInfra(config: Config, log: Logger): Promise<Resolve
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The key sealing request secrets: ENCRYPTION_KEY when set; in embedded mode one generated on
+ * first start and kept under DATA_DIR (losing it makes stored secrets unreadable: back it up
+ * with the data). Against configured infrastructure it must be given, the same to every role.
+ */
+export function resolveKeyring(config: Config, embedded: boolean): Keyring {
+  if (config.encryptionKey !== undefined) return Keyring.fromBase64(config.encryptionKey);
+  if (!embedded) {
+    throw new ConfigError('ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes, base64: `openssl rand -base64 32`)');
+  }
+  const file = path.join(config.dataDir, 'encryption-key');
+  mkdirSync(config.dataDir, { recursive: true });
+  try {
+    writeFileSync(file, `${Keyring.generateBase64()}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') throw err;
+  }
+  return Keyring.fromBase64(readFileSync(file, 'utf8').trim());
 }
 
 /**

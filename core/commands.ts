@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { idempotencyKeys } from '../drizzle/schema';
 import type { Db } from './db';
@@ -7,12 +7,18 @@ import {
   SCHEMA_VERSION,
   type HttpRequestSpec,
   type NewEvent,
+  type RequestSecrets,
+  type RetryPolicy,
   type ServiceCallCancelled,
   type ServiceCallSubmitted,
   type StoredEvent,
 } from './events';
 import { appendToStream, ConcurrencyError, readStream, type AppendNotifier } from './event-store';
+import type { Keyring } from './crypto';
 import { serviceCallIdFor, streamIdFor } from './ids';
+import type { Logger } from './logger';
+import { eventsAppended } from './metrics';
+import type { HeaderRedactor } from './redact';
 import { evolve, fold, type ServiceCallState } from './service-call';
 
 /** Command handlers: read the stream, decide, append with the version read (ADR-0002). */
@@ -45,6 +51,8 @@ export interface SubmitCommand {
   /** As requested; absent or past means now. */
   dueAt: string | undefined;
   tags: string[];
+  retry: RetryPolicy;
+  timeoutMs: number;
   correlationId: string;
 }
 
@@ -59,7 +67,29 @@ export interface SubmitResult {
 export interface Deps {
   db: Db;
   notifier: AppendNotifier;
+  /** Seals request secrets at rest and keys idempotency fingerprints. */
+  keyring: Keyring;
+  redactor: HeaderRedactor;
+  /** Logs every append with the call's ids (ADR-0010). */
+  log?: Logger;
   now?: () => Date;
+}
+
+function logAppended(deps: Deps, events: readonly NewEvent[]): void {
+  for (const e of events) {
+    eventsAppended.inc({ type: e.type });
+    deps.log?.info(
+      {
+        tenantId: e.tenantId,
+        serviceCallId: e.aggregateId,
+        eventType: e.type,
+        messageId: e.messageId,
+        correlationId: e.correlationId,
+        causationId: e.causationId,
+      },
+      'event appended',
+    );
+  }
 }
 
 function canonicalJson(value: unknown): string {
@@ -73,12 +103,15 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Same request ⇔ same fingerprint: key order and equal instants written differently don't matter. */
-export function fingerprintOf(cmd: SubmitCommand): string {
+/**
+ * Same request ⇔ same fingerprint: key order and equal instants written differently don't
+ * matter. Keyed (HMAC), because the request holds secrets a plain digest would let one guess.
+ */
+export function fingerprintOf(cmd: SubmitCommand, keyring: Keyring): string {
   const dueAt = cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime();
-  return createHash('sha256')
-    .update(canonicalJson({ request: cmd.request, dueAt, tags: cmd.tags }))
-    .digest('hex');
+  return keyring.mac(
+    canonicalJson({ request: cmd.request, dueAt, tags: cmd.tags, retry: cmd.retry, timeoutMs: cmd.timeoutMs }),
+  );
 }
 
 function submitResultOf(event: StoredEvent, replayed: boolean): SubmitResult {
@@ -105,6 +138,9 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
   const streamId = streamIdFor(cmd.tenantId, id);
   const requestedDue = cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt);
   const dueAt = requestedDue !== undefined && requestedDue > now ? requestedDue : now;
+  const { visible, secret } = deps.redactor.split(cmd.request.headers);
+  const secrets: RequestSecrets = { headers: secret, body: cmd.request.body };
+  const hasSecrets = Object.keys(secret).length > 0 || cmd.request.body !== null;
   const event: Omit<ServiceCallSubmitted, 'version'> = {
     messageId: randomUUID(),
     tenantId: cmd.tenantId,
@@ -116,15 +152,18 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
     causationId: null,
     schemaVersion: SCHEMA_VERSION,
     data: {
-      request: cmd.request,
+      request: { method: cmd.request.method, url: cmd.request.url, headers: visible },
+      secrets: hasSecrets ? deps.keyring.seal(secrets, streamId) : null,
       dueAt: dueAt.toISOString(),
       tags: cmd.tags,
       idempotencyKey: cmd.idempotencyKey ?? null,
+      retry: cmd.retry,
+      timeoutMs: cmd.timeoutMs,
     },
   };
   const result = await deps.db.transaction(async (tx) => {
     if (cmd.idempotencyKey !== undefined) {
-      const fingerprint = fingerprintOf(cmd);
+      const fingerprint = fingerprintOf(cmd, deps.keyring);
       // A concurrent submit with the same key waits here on the unique index until the first
       // commits, then sees its row: exactly one of them writes the event.
       const inserted = await tx
@@ -148,7 +187,10 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
     if (stored === undefined) throw new Error('append returned no event');
     return submitResultOf(stored, false);
   });
-  if (!result.replayed) deps.notifier.poke();
+  if (!result.replayed) {
+    deps.notifier.poke();
+    logAppended(deps, [event as NewEvent]);
+  }
   return result;
 }
 
@@ -176,11 +218,23 @@ export async function handleCommand<R>(
     try {
       await appendToStream(deps.db, streamId, state?.version ?? 0, events);
       deps.notifier.poke();
+      logAppended(deps, events);
       return result;
     } catch (err) {
       if (!(err instanceof ConcurrencyError) || round >= 10) throw err;
     }
   }
+}
+
+/** The request exactly as submitted: the stored summary with its sealed secrets put back. */
+export function requestFromSubmitted(
+  data: ServiceCallSubmitted['data'],
+  streamId: string,
+  keyring: Keyring,
+): HttpRequestSpec {
+  if (data.secrets === null) return { ...data.request, body: null };
+  const secrets = keyring.open<RequestSecrets>(data.secrets, streamId);
+  return { ...data.request, headers: { ...data.request.headers, ...secrets.headers }, body: secrets.body };
 }
 
 /** Envelope of an event that follows `history`: same correlation, caused by the last event. */

@@ -20,14 +20,33 @@ export interface Config {
   embeddedPostgresPort: number;
   embeddedTemporalPort: number;
   embeddedTemporalUiPort: number;
-  /** Default timeout of one HTTP attempt. */
+  /** Timeout of one HTTP attempt when a call does not set its own `timeoutMs`. */
   httpTimeoutMs: number;
+  /** base64 of 32 bytes (AES-256-GCM) sealing request secrets at rest; generated under DATA_DIR in embedded mode. */
+  encryptionKey: string | undefined;
+  /** Host names and CIDRs calls may reach although the egress guard would refuse them. */
+  egressAllowlist: string[];
+  /** Header-name fragments treated as secret on top of the built-in ones. */
+  sensitiveHeaders: string[];
+  /** Port of a /metrics endpoint for the worker and relay roles run alone (the api serves its own). */
+  metricsPort: number | undefined;
   /** How often the relay looks for new events when no notification woke it. */
   relayPollMs: number;
   /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
   temporalUiUrl: string | undefined;
   /** A workflow bundle made ahead of time (bundleWorkflowCode); absent → bundle at start. */
   workflowBundlePath: string | undefined;
+  /** Per-tenant request rate limit of one api process (token bucket); see RateLimit. */
+  rateLimit: RateLimit;
+}
+
+/**
+ * Each tenant may make `perSecond` requests per second on average and `burst` at once, per api
+ * process (the buckets live in memory: N replicas allow N times as much). `perSecond` 0 = off.
+ */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
 }
 
 export class ConfigError extends Error {
@@ -56,6 +75,21 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
+function list(env: Env, name: string): string[] {
+  return (optional(env, name) ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+function parseEncryptionKey(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(raw) || Buffer.from(raw, 'base64').length !== 32) {
+    throw new ConfigError('ENCRYPTION_KEY must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)');
+  }
+  return raw;
+}
+
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function parseApiKeys(raw: string | undefined): { tenantId: string; key: string }[] {
@@ -74,6 +108,15 @@ export function parseApiKeys(raw: string | undefined): { tenantId: string; key: 
     }
     return { tenantId, key };
   });
+}
+
+export const DEFAULT_RATE_LIMIT_PER_SECOND = 1000;
+
+/** RATE_LIMIT_PER_SECOND (default 1000, 0 = off) and RATE_LIMIT_BURST (default twice the rate). */
+export function loadRateLimit(env: Env = process.env): RateLimit {
+  const perSecond = int(env, 'RATE_LIMIT_PER_SECOND', DEFAULT_RATE_LIMIT_PER_SECOND, 0, 1_000_000);
+  const burst = int(env, 'RATE_LIMIT_BURST', Math.max(1, perSecond * 2), 1, 10_000_000);
+  return { perSecond, burst };
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -96,11 +139,16 @@ export function loadConfig(env: Env = process.env): Config {
     embeddedPostgresPort: int(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1, 65535),
     embeddedTemporalPort: int(env, 'EMBEDDED_TEMPORAL_PORT', 7233, 1, 65535),
     embeddedTemporalUiPort,
-    httpTimeoutMs: int(env, 'HTTP_TIMEOUT_MS', 10_000, 100, 600_000),
+    httpTimeoutMs: int(env, 'HTTP_TIMEOUT_MS', 10_000, 100, 60_000),
+    encryptionKey: parseEncryptionKey(optional(env, 'ENCRYPTION_KEY')),
+    egressAllowlist: list(env, 'EGRESS_ALLOWLIST'),
+    sensitiveHeaders: list(env, 'SENSITIVE_HEADERS'),
+    metricsPort: optional(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535),
     relayPollMs: int(env, 'RELAY_POLL_MS', 500, 10, 60_000),
     temporalUiUrl:
       optional(env, 'TEMPORAL_UI_URL') ??
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
     workflowBundlePath: optional(env, 'WORKFLOW_BUNDLE_PATH'),
+    rateLimit: loadRateLimit(env),
   };
 }

@@ -9,11 +9,35 @@ export type HttpMethod = (typeof HTTP_METHODS)[number];
 /** The body as the tenant gave it: a string is sent verbatim, any other JSON value serialized. */
 export type RequestBody = { kind: 'text'; text: string } | { kind: 'json'; json: unknown };
 
-export interface HttpRequestSpec {
+/** The request as people may see it: secret header values are `[REDACTED]`, no body. */
+export interface RequestSummary {
   method: HttpMethod;
   url: string;
   headers: Record<string, string>;
+}
+
+/** The request exactly as it will be sent. Exists in memory only; at rest it is split and sealed. */
+export interface HttpRequestSpec extends RequestSummary {
   body: RequestBody | null;
+}
+
+/** What is sealed at rest: the secret header values (by header name) and the body. */
+export interface RequestSecrets {
+  headers: Record<string, string>;
+  body: RequestBody | null;
+}
+
+export interface SealedValue {
+  kid: string;
+  data: string;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included (1 = no retry). */
+  maxAttempts: number;
+  initialIntervalMs: number;
+  backoffCoefficient: number;
+  maxIntervalMs: number;
 }
 
 export interface AttemptRecord {
@@ -23,6 +47,12 @@ export interface AttemptRecord {
   statusCode: number | null;
   latencyMs: number | null;
   error: string | null;
+  /** At most 8 KiB of the response body, as text or base64 (snippetEncoding). */
+  responseSnippet: string | null;
+  snippetEncoding: 'utf8' | 'base64';
+  truncated: boolean;
+  /** Response headers on the allowlist. */
+  responseHeaders: Record<string, string>;
 }
 
 export interface CallResult {
@@ -30,19 +60,32 @@ export interface CallResult {
   statusCode: number | null;
   latencyMs: number | null;
   responseSnippet: string | null;
+  snippetEncoding: 'utf8' | 'base64';
   truncated: boolean;
+  responseHeaders: Record<string, string>;
   error: string | null;
 }
 
 export interface ServiceCallSubmittedData {
-  request: HttpRequestSpec;
+  request: RequestSummary;
+  /** RequestSecrets sealed with ENCRYPTION_KEY (ADR-0008); null when there is nothing secret. */
+  secrets: SealedValue | null;
   dueAt: string;
   tags: string[];
   idempotencyKey: string | null;
+  retry: RetryPolicy;
+  /** Timeout of each HTTP attempt. */
+  timeoutMs: number;
 }
 
 export interface DueTimeReachedData {
   reachedAt: string;
+}
+
+export interface AttemptFailedData {
+  attempt: AttemptRecord;
+  /** When the next attempt is due. */
+  retryAt: string;
 }
 
 export interface ServiceCallFinishedData {
@@ -74,6 +117,7 @@ interface Envelope<TType extends string, TData> {
 
 export type ServiceCallSubmitted = Envelope<'ServiceCallSubmitted', ServiceCallSubmittedData>;
 export type DueTimeReached = Envelope<'DueTimeReached', DueTimeReachedData>;
+export type AttemptFailed = Envelope<'AttemptFailed', AttemptFailedData>;
 export type ServiceCallSucceeded = Envelope<'ServiceCallSucceeded', ServiceCallFinishedData>;
 export type ServiceCallFailed = Envelope<'ServiceCallFailed', ServiceCallFinishedData>;
 export type ServiceCallCancelled = Envelope<'ServiceCallCancelled', ServiceCallCancelledData>;
@@ -81,6 +125,7 @@ export type ServiceCallCancelled = Envelope<'ServiceCallCancelled', ServiceCallC
 export type ServiceCallEvent =
   | ServiceCallSubmitted
   | DueTimeReached
+  | AttemptFailed
   | ServiceCallSucceeded
   | ServiceCallFailed
   | ServiceCallCancelled;

@@ -1,28 +1,61 @@
 /**
- * Redaction of sensitive header values (ADR-0008). One function, used for every place a header
- * is shown to people: API responses, the read model, logs.
+ * Redaction of sensitive header values (ADR-0008). The API decides at submit which values are
+ * secret: those are sealed and the event keeps `[REDACTED]` in their place, so everything read
+ * back for people (API, read model, logs, Temporal) shows the redacted form. Views redact again
+ * with the default rules as a second line of defence.
  */
 
 export const REDACTED = '[REDACTED]';
 
-const SENSITIVE_NAMES = new Set([
+/** Header names containing any of these (case-insensitive) are secret. */
+export const DEFAULT_SENSITIVE_FRAGMENTS = [
   'authorization',
-  'proxy-authorization',
   'cookie',
-  'set-cookie',
-  'x-api-key',
-]);
-const SENSITIVE_FRAGMENTS = ['token', 'secret', 'password', 'key', 'auth', 'session', 'signature'];
+  'api-key',
+  'apikey',
+  'token',
+  'secret',
+  'password',
+  'passwd',
+  'key',
+  'auth',
+  'session',
+  'signature',
+  'credential',
+] as const;
 
-export function isSensitiveHeader(name: string): boolean {
-  const lower = name.toLowerCase();
-  return SENSITIVE_NAMES.has(lower) || SENSITIVE_FRAGMENTS.some((f) => lower.includes(f));
+export interface HeaderRedactor {
+  isSensitive(name: string): boolean;
+  redact(headers: Record<string, string>): Record<string, string>;
+  /** Splits headers into what may be shown (secrets replaced) and the secret values by name. */
+  split(headers: Record<string, string>): { visible: Record<string, string>; secret: Record<string, string> };
 }
 
+/** `extra`: more name fragments from SENSITIVE_HEADERS; the defaults always apply. */
+export function createHeaderRedactor(extra: readonly string[] = []): HeaderRedactor {
+  const fragments = [...DEFAULT_SENSITIVE_FRAGMENTS, ...extra.map((f) => f.trim().toLowerCase()).filter((f) => f !== '')];
+  const isSensitive = (name: string) => {
+    const lower = name.toLowerCase();
+    return fragments.some((f) => lower.includes(f));
+  };
+  const split = (headers: Record<string, string>) => {
+    const visible: Record<string, string> = {};
+    const secret: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (isSensitive(name)) {
+        visible[name] = REDACTED;
+        secret[name] = value;
+      } else {
+        visible[name] = value;
+      }
+    }
+    return { visible, secret };
+  };
+  return { isSensitive, split, redact: (headers) => split(headers).visible };
+}
+
+const defaultRedactor = createHeaderRedactor();
+
 export function redactHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    out[name] = isSensitiveHeader(name) ? REDACTED : value;
-  }
-  return out;
+  return defaultRedactor.redact(headers);
 }

@@ -1,9 +1,4 @@
-import type {
-  AttemptRecord,
-  CallResult,
-  HttpRequestSpec,
-  ServiceCallEvent,
-} from './events';
+import type { AttemptRecord, CallResult, RequestSummary, RetryPolicy, ServiceCallEvent } from './events';
 
 export const STATUSES = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const;
 export type Status = (typeof STATUSES)[number];
@@ -15,9 +10,13 @@ export interface ServiceCallState {
   tenantId: string;
   id: string;
   status: Status;
-  request: HttpRequestSpec;
+  request: RequestSummary;
   dueAt: string;
   tags: string[];
+  retry: RetryPolicy;
+  timeoutMs: number;
+  /** When the next attempt is due, while a retry is pending. */
+  nextAttemptAt: string | null;
   createdAt: string;
   updatedAt: string;
   attempts: AttemptRecord[];
@@ -38,6 +37,14 @@ function requireStatus(state: ServiceCallState, event: ServiceCallEvent, allowed
   }
 }
 
+function requireNextAttempt(state: ServiceCallState, event: ServiceCallEvent, attempt: number): void {
+  if (attempt !== state.attempts.length + 1) {
+    throw new InvalidTransitionError(
+      `${event.type} records attempt ${attempt}, expected ${state.attempts.length + 1} of ${state.tenantId}/${state.id}`,
+    );
+  }
+}
+
 /** Pure state transition; throws on an event that the state machine does not allow. */
 export function evolve(
   state: ServiceCallState | undefined,
@@ -54,6 +61,9 @@ export function evolve(
       request: event.data.request,
       dueAt: event.data.dueAt,
       tags: event.data.tags,
+      retry: event.data.retry,
+      timeoutMs: event.data.timeoutMs,
+      nextAttemptAt: null,
       createdAt: event.timestamp,
       updatedAt: event.timestamp,
       attempts: [],
@@ -74,11 +84,21 @@ export function evolve(
     case 'DueTimeReached':
       requireStatus(state, event, ['Scheduled']);
       return { ...base, status: 'Running' };
+    case 'AttemptFailed':
+      requireStatus(state, event, ['Running']);
+      requireNextAttempt(state, event, event.data.attempt.attempt);
+      return {
+        ...base,
+        attempts: [...state.attempts, event.data.attempt],
+        nextAttemptAt: event.data.retryAt,
+      };
     case 'ServiceCallSucceeded':
     case 'ServiceCallFailed':
       requireStatus(state, event, ['Running']);
+      requireNextAttempt(state, event, event.data.attempt.attempt);
       return {
         ...base,
+        nextAttemptAt: null,
         status: event.type === 'ServiceCallSucceeded' ? 'Succeeded' : 'Failed',
         attempts: [...state.attempts, event.data.attempt],
         result: event.data.result,

@@ -102,8 +102,13 @@ export const apiKeys = pgTable(
       .defaultNow(),
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
-  (t) => [index('api_keys_tenant_idx').on(t.tenantId)],
+  (t) => [
+    index('api_keys_tenant_idx').on(t.tenantId),
+    /** `tenants keys revoke <prefix>` finds keys by it. */
+    index('api_keys_prefix_idx').on(t.prefix),
+  ],
 );
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
 /** Read model of service calls, built by the service-calls projection (ADR-0007). */
 export const serviceCalls = pgTable(
@@ -122,9 +127,48 @@ export const serviceCalls = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
     attempts: jsonb('attempts').notNull(),
     result: jsonb('result'),
+    /** The call's retry policy and per-attempt timeout, as submitted (or defaulted). */
+    retry: jsonb('retry').notNull().default({ maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 }),
+    timeoutMs: integer('timeout_ms').notNull().default(10000),
+    /** When the next attempt is due, while a retry is pending. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }),
     /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */
     version: integer('version').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.id] }),
+    // The list endpoint (newest first, keyset on (createdAt, id)) reads these; see bench/README.md.
+    /** Unfiltered and time-window lists: the keyset order itself. */
+    index('service_calls_tenant_created_idx').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    /** Status filters, one index range per requested status, already in list order. */
+    index('service_calls_tenant_status_created_idx').on(
+      t.tenantId,
+      t.status,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    /** Tag filters (`tags @> …`), for tags too rare to find by walking the list order. */
+    index('service_calls_tags_idx').using('gin', t.tags),
+    /** dueAfter/dueBefore windows narrower than the list order would find quickly. */
+    index('service_calls_tenant_due_idx').on(t.tenantId, t.dueAt),
+  ],
 );
 export type ServiceCallRow = typeof serviceCalls.$inferSelect;
+
+/**
+ * Per-tenant secrets for Standard Webhooks request signing. Sealed at rest; every secret that has
+ * not expired signs, so a rotation keeps the old one valid for a grace period.
+ */
+export const signingSecrets = pgTable(
+  'signing_secrets',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    /** The `whsec_…` secret sealed with ENCRYPTION_KEY (context: tenant id). */
+    secret: jsonb('secret').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** Set when a newer secret replaces this one; it stops signing after this instant. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('signing_secrets_tenant_idx').on(t.tenantId, t.createdAt)],
+);

@@ -7,6 +7,7 @@ import type { StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { cancelSignal, serviceCall } from '../workflows';
+import { DUE_AT, STATUS, TAGS, TENANT } from '../workflows/search-attributes';
 import type { LogConsumer } from './relay';
 
 export const STARTER_NAME = 'workflow-starter';
@@ -14,7 +15,6 @@ export const STARTER_NAME = 'workflow-starter';
 export interface StarterOptions {
   client: Client;
   taskQueue: string;
-  httpTimeoutMs: number;
   log: Logger;
   /** How many calls are handed to Temporal at once. */
   concurrency?: number;
@@ -38,15 +38,34 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
               tenantId: event.tenantId,
               serviceCallId: event.aggregateId,
               dueAt: event.data.dueAt,
-              timeoutMs: opts.httpTimeoutMs,
+              timeoutMs: event.data.timeoutMs,
             },
           ],
           workflowIdConflictPolicy: 'USE_EXISTING',
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          // Findable in the Web UI and with `temporal workflow list --query`; the memo is a
+          // redacted summary (the event already holds secret header values as [REDACTED]).
+          typedSearchAttributes: [
+            { key: TENANT, value: event.tenantId },
+            { key: STATUS, value: 'Scheduled' },
+            { key: TAGS, value: event.data.tags },
+            { key: DUE_AT, value: new Date(event.data.dueAt) },
+          ],
+          memo: {
+            request: event.data.request,
+            tags: event.data.tags,
+            correlationId: event.correlationId,
+          },
         });
         opts.log.info(
-          { tenantId: event.tenantId, serviceCallId: event.aggregateId, workflowId, correlationId: event.correlationId },
-          'workflow started',
+          {
+            tenantId: event.tenantId,
+            serviceCallId: event.aggregateId,
+            workflowId,
+            correlationId: event.correlationId,
+            causationId: event.messageId,
+          },
+          'outbox published: workflow started',
         );
       } catch (err) {
         // Closed already (within retention): the call ran; nothing to do.
@@ -55,6 +74,16 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
     } else if (event.type === 'ServiceCallCancelled' && event.data.source === 'api') {
       try {
         await opts.client.workflow.getHandle(workflowId).signal(cancelSignal);
+        opts.log.info(
+          {
+            tenantId: event.tenantId,
+            serviceCallId: event.aggregateId,
+            workflowId,
+            correlationId: event.correlationId,
+            causationId: event.messageId,
+          },
+          'outbox published: cancel signalled',
+        );
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }

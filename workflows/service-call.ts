@@ -8,17 +8,19 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
 // Type-only: the workflow bundle never loads activity code, and a renamed activity breaks the build.
-import type { Activities } from '../activities';
-import type { HttpAttemptOutcome } from '../activities/http';
+import type { Activities, AttemptReport } from '../activities';
+import { STATUS } from './search-attributes';
 
 export interface ServiceCallInput {
   tenantId: string;
   serviceCallId: string;
   /** ISO-8601 instant; the workflow sleeps until then. */
   dueAt: string;
-  /** Timeout of the HTTP attempt, so the activity's own timeout can sit above it. */
+  /** Timeout of one HTTP attempt, so the activity's own timeout can sit above it. */
   timeoutMs: number;
 }
 
@@ -41,14 +43,21 @@ const store = proxyActivities<Activities>({
   },
 });
 
-function httpActivities(timeoutMs: number) {
+function attemptActivities(timeoutMs: number) {
   return proxyActivities<Activities>({
-    // Above the HTTP timeout so the attempt ends by its own timer and gets recorded as such.
-    startToCloseTimeout: timeoutMs + 10_000,
+    // Room for the HTTP timeout, the signing-secret read and a few tries at recording.
+    startToCloseTimeout: timeoutMs + 60_000,
     heartbeatTimeout: '5 seconds',
-    // A retry happens only when the worker died mid-attempt (HTTP failures are results):
-    // that is the at-least-once hit a target deduplicates with the idempotency-key header.
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+    // A retry happens only when an attempt could not finish (the worker died, the database
+    // was gone): HTTP failures are results. A repeated attempt that reaches the target is the
+    // at-least-once hit a target deduplicates with the idempotency-key header.
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ['ServiceCallNotFound'],
+    },
   });
 }
 
@@ -72,43 +81,34 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
 
   // From here on the call is not cancellable: once due, it runs and is recorded.
   return CancellationScope.nonCancellable(async () => {
+    const finish = (status: ServiceCallOutcome): ServiceCallOutcome => {
+      phase = 'done';
+      upsertSearchAttributes([{ key: STATUS, value: status }]);
+      return status;
+    };
     if (cancelRequested) {
       phase = 'cancelling';
       const status = await store.cancelFromWorkflow(ref);
-      if (status === 'Cancelled') {
-        phase = 'done';
-        return 'Cancelled';
+      if (status === 'Cancelled') return finish('Cancelled');
+    }
+    const { runAttempt } = attemptActivities(input.timeoutMs);
+    // Rides along with the first activity's command: no extra round trip.
+    upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
+    for (let attempt = 1; ; attempt++) {
+      phase = `attempt ${attempt}`;
+      let report: AttemptReport;
+      try {
+        report = await runAttempt({ ...ref, attempt });
+      } catch (err) {
+        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
+          throw err;
+        }
+        const reason = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+        report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
+      if (report.status !== 'Running' || report.retryInMs === null) return finish(report.status);
+      phase = `waiting to retry (attempt ${attempt + 1})`;
+      await sleep(report.retryInMs);
     }
-    phase = 'due';
-    const due = await store.markDue(ref);
-    if (!due.proceed) {
-      phase = 'done';
-      return due.status;
-    }
-    phase = 'calling';
-    const attempt = 1;
-    let outcome: HttpAttemptOutcome;
-    try {
-      outcome = await httpActivities(input.timeoutMs).executeHttpCall({ ...ref, attempt, timeoutMs: input.timeoutMs });
-    } catch (err) {
-      // The attempt could not be completed (e.g. workers kept dying): record that as the failure.
-      const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-      const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
-      const now = new Date(Date.now()).toISOString();
-      outcome = {
-        startedAt: now,
-        finishedAt: now,
-        statusCode: null,
-        latencyMs: null,
-        responseSnippet: null,
-        truncated: false,
-        error: `attempt could not complete: ${message}`,
-      };
-    }
-    phase = 'recording';
-    const status = await store.recordOutcome({ ...ref, attempt, outcome });
-    phase = 'done';
-    return status;
   });
 }

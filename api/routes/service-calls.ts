@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import { cancelServiceCall, NotFoundError, submitServiceCall, type Deps } from '../../core/commands';
-import type { HttpRequestSpec, RequestBody } from '../../core/events';
+import { cancelServiceCall, NotFoundError, submitServiceCall } from '../../core/commands';
+import { DEFAULT_RETRY } from '../../core/http-policy';
+import type { AppDeps } from '../app';
+import type { HttpRequestSpec, RequestBody, RetryPolicy } from '../../core/events';
 import { readStream } from '../../core/event-store';
-import { streamIdFor } from '../../core/ids';
+import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
 import { findServiceCall, toView } from '../../projections/service-calls';
-import { BadRequestError } from '../problem';
+import { BadRequestError, UnprocessableError } from '../problem';
 import {
   cancelRouteSchema,
   getRouteSchema,
@@ -87,8 +89,16 @@ export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
   };
 }
 
-export async function serviceCallRoutes(fastify: FastifyInstance, deps: Deps): Promise<void> {
-  fastify.addHook('onRequest', fastify.authenticate);
+function retryPolicyOf(input: SubmitBody['retry']): RetryPolicy {
+  const policy = { ...DEFAULT_RETRY, ...input };
+  if (policy.maxIntervalMs < policy.initialIntervalMs) {
+    throw new BadRequestError('retry.maxIntervalMs', 'must not be smaller than retry.initialIntervalMs');
+  }
+  return policy;
+}
+
+export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
+  fastify.addHook('onRequest', (request) => fastify.authenticate(request));
 
   fastify.post<{ Body: SubmitBody }>('/v1/service-calls', { schema: submitRouteSchema }, async (request, reply) => {
     const keyHeader = request.headers['idempotency-key'];
@@ -96,12 +106,17 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: Deps): P
     if (keyHeader !== undefined && !IDEMPOTENCY_KEY.test(keyHeader)) {
       throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
     }
+    const spec = toRequestSpec(request.body.request);
+    const refused = deps.egress.refuseUrl(new URL(spec.url));
+    if (refused !== undefined) throw new UnprocessableError('request.url', refused);
     const result = await submitServiceCall(deps, {
       tenantId: request.tenantId,
       idempotencyKey: keyHeader,
-      request: toRequestSpec(request.body.request),
+      request: spec,
       dueAt: validateDueAt(request.body.dueAt, Date.now()),
       tags: request.body.tags ?? [],
+      retry: retryPolicyOf(request.body.retry),
+      timeoutMs: request.body.timeoutMs ?? deps.defaultTimeoutMs,
       correlationId: request.correlationId,
     });
     request.log.info(
@@ -121,7 +136,13 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: Deps): P
     const state =
       (await findServiceCall(deps.db, tenantId, id)) ?? fold(await readStream(deps.db, streamIdFor(tenantId, id)));
     if (state === undefined) throw new NotFoundError(`service call ${id} not found`);
-    return toView(state);
+    if (deps.temporalUi === undefined) return toView(state);
+    const { url, namespace } = deps.temporalUi;
+    const workflowId = encodeURIComponent(workflowIdFor(tenantId, id));
+    return {
+      ...toView(state),
+      links: { temporalUi: `${url}/namespaces/${encodeURIComponent(namespace)}/workflows/${workflowId}` },
+    };
   });
 
   fastify.post<{ Params: { id: string } }>(

@@ -29,10 +29,13 @@ function submitted(tenantId: string, id: string): NewEvent {
     causationId: null,
     schemaVersion: SCHEMA_VERSION,
     data: {
-      request: { method: 'GET', url: 'https://example.com', headers: {}, body: null },
+      request: { method: 'GET', url: 'https://example.com', headers: {} },
+      secrets: null,
       dueAt: new Date().toISOString(),
       tags: [],
       idempotencyKey: null,
+      retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
+      timeoutMs: 10000,
     },
   };
 }

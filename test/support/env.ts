@@ -6,7 +6,8 @@ import { registerApiKey } from '../../core/api-keys';
 import { loadConfig, type Config } from '../../core/config';
 import { migrateDatabase, openDatabase, type Database } from '../../core/db';
 import { createLogger, type Logger } from '../../core/logger';
-import { startApi, startRelay, startWorker, type Infra, type RunningRole } from '../../bin/roles';
+import { startApi, startRelay, startWorker, type Infra, type RoleContext, type RunningRole } from '../../bin/roles';
+import { Keyring } from '../../core/crypto';
 import type { FastifyInstance } from 'fastify';
 import { TargetServer } from './target';
 
@@ -34,6 +35,7 @@ export interface Tenant {
 export interface TestEnv {
   config: Config;
   infra: Infra;
+  keyring: Keyring;
   database: Database;
   target: TargetServer;
   log: Logger;
@@ -42,12 +44,12 @@ export interface TestEnv {
   startWorker(): Promise<RunningRole>;
   startRelay(): Promise<RunningRole>;
   /** Runs a role as its own process (`node dist/bin/punctual.js <role>`), for crash tests. */
-  spawnRole(role: 'worker' | 'relay' | 'api'): ChildProcess;
+  spawnRole(role: 'worker' | 'relay' | 'api', extraEnv?: Record<string, string>): ChildProcess;
   close(): Promise<void>;
 }
 
 export async function createTestEnv(
-  opts: { worker?: boolean; relay?: boolean; env?: Record<string, string> } = {},
+  opts: { worker?: boolean; relay?: boolean; env?: Record<string, string>; log?: Logger } = {},
 ): Promise<TestEnv> {
   const adminUrl = required('PUNCTUAL_TEST_PG_ADMIN_URL');
   const temporalAddress = required('PUNCTUAL_TEST_TEMPORAL_ADDRESS');
@@ -73,6 +75,9 @@ export async function createTestEnv(
     PORT: '0',
     LOG_LEVEL: process.env.PUNCTUAL_TEST_LOG_LEVEL ?? 'silent',
     RELAY_POLL_MS: '100',
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    // The local target listens on 127.0.0.1, which the egress guard refuses unless allowlisted.
+    EGRESS_ALLOWLIST: '127.0.0.1',
     DATA_DIR: path.join(PROJECT_ROOT, '.data', 'test', suffix),
     ...(process.env.PUNCTUAL_TEST_WORKFLOW_BUNDLE === undefined
       ? {}
@@ -81,7 +86,9 @@ export async function createTestEnv(
   };
   const config = loadConfig(envVars);
   const infra: Infra = { databaseUrl, temporalAddress };
-  const log = createLogger(config.logLevel);
+  const log = opts.log ?? createLogger(config.logLevel);
+  const keyring = Keyring.fromBase64(config.encryptionKey!);
+  const ctx: RoleContext = { config, infra, log, keyring: () => keyring };
   const database = openDatabase(databaseUrl, { max: 5 });
   for (const t of Object.values(tenants)) await registerApiKey(database.db, t.id, t.key);
   const target = new TargetServer();
@@ -92,24 +99,25 @@ export async function createTestEnv(
   const env: TestEnv = {
     config,
     infra,
+    keyring,
     database,
     target,
     log,
     tenants,
     api: undefined as unknown as FastifyInstance,
     async startWorker() {
-      const role = await startWorker(config, infra, log);
+      const role = await startWorker(ctx);
       running.push(role);
       return role;
     },
     async startRelay() {
-      const role = await startRelay(config, infra, log);
+      const role = await startRelay(ctx);
       running.push(role);
       return role;
     },
-    spawnRole(role) {
+    spawnRole(role, extraEnv = {}) {
       const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist/bin/punctual.js'), role], {
-        env: { ...process.env, ...envVars },
+        env: { ...process.env, ...envVars, ...extraEnv },
         stdio: ['ignore', 'ignore', process.env.PUNCTUAL_TEST_LOG_LEVEL === undefined ? 'ignore' : 'inherit'],
       });
       children.add(child);
@@ -123,7 +131,7 @@ export async function createTestEnv(
       await database.close();
     },
   };
-  const api = await startApi(config, infra, log);
+  const api = await startApi(ctx);
   running.push(api);
   env.api = api.fastify;
   if (opts.worker !== false) await env.startWorker();

@@ -15,6 +15,8 @@ export interface TargetResponse {
   body?: string | Buffer;
   headers?: Record<string, string>;
   delayMs?: number;
+  /** Takes over the response entirely (e.g. to stream a large body and watch the socket). */
+  handle?: (res: http.ServerResponse) => void;
 }
 
 /**
@@ -25,6 +27,7 @@ export class TargetServer {
   readonly hits: Hit[] = [];
   private readonly server: http.Server;
   private routes = new Map<string, (hit: Hit) => TargetResponse>();
+  private fallback: ((hit: Hit) => TargetResponse | undefined) | undefined;
 
   constructor() {
     this.server = http.createServer((req, res) => {
@@ -44,10 +47,12 @@ export class TargetServer {
         const statusMatch = /^\/status\/(\d{3})$/.exec(path);
         const response: TargetResponse =
           route?.(hit) ??
+          this.fallback?.(hit) ??
           (statusMatch?.[1] !== undefined
             ? { status: Number(statusMatch[1]), body: `status ${statusMatch[1]}` }
             : { status: 200, body: JSON.stringify({ ok: true, path }), headers: { 'content-type': 'application/json' } });
         const send = () => {
+          if (response.handle !== undefined) return response.handle(res);
           res.writeHead(response.status, response.headers);
           res.end(response.body);
         };
@@ -61,14 +66,23 @@ export class TargetServer {
     this.routes.set(path, handler);
   }
 
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Answers paths that have no route of their own; undefined falls through to the built-in answers. */
+  routeDefault(handler: (hit: Hit) => TargetResponse | undefined): void {
+    this.fallback = handler;
+  }
+
+  private host = '127.0.0.1';
+
+  /** Listens on `host` (any loopback address) and a free port. */
+  async start(host = '127.0.0.1'): Promise<string> {
+    this.host = host;
+    await new Promise<void>((resolve) => this.server.listen(0, host, resolve));
     return this.url('');
   }
 
   url(path: string): string {
     const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}${path}`;
+    return `http://${this.host}:${port}${path}`;
   }
 
   hitsFor(path: string): Hit[] {
