@@ -27,6 +27,14 @@ export function openDatabase(url: string, opts: { max?: number; applicationName?
   });
   // An idle client losing its connection (Postgres restart) must not crash the process.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one: the pool listens for errors only on idle clients, and Postgres
+  // announces a shutdown or crash (57P01, 57P02) to every session, including one inside a
+  // transaction between two statements. With no listener that 'error' event kills the process;
+  // ignored, it surfaces as a connection error on the client's next query (→ 503, or a retry),
+  // and the pool drops the client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const db = drizzle(pool, { schema });
   return {
     pool,

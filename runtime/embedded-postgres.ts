@@ -208,6 +208,24 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   return { url, adminUrl, stop };
 }
 
+/**
+ * The URL of a cluster that another process started here (e.g. `npm start`, for a maintenance
+ * command run beside it), from the password file kept next to it; undefined when none was ever
+ * initialised in `dataDir`. Says nothing about whether it is running.
+ */
+export async function embeddedPostgresUrl(opts: { dataDir: string; port: number; database?: string }): Promise<string | undefined> {
+  const file = path.join(path.dirname(path.resolve(opts.dataDir)), 'postgres-password');
+  let password: string;
+  try {
+    password = (await readFile(file, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  if (password === '') return undefined;
+  const credentials = `${encodeURIComponent(SUPERUSER)}:${encodeURIComponent(password)}`;
+  return `postgres://${credentials}@${HOST}:${opts.port}/${encodeURIComponent(opts.database ?? 'punctual')}`;
+}
+
 let loadedClass: Promise<EmbeddedPostgresClass> | undefined;
 
 /**
