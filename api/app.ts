@@ -1,10 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Deps } from '../core/commands';
+import type { EgressPolicy } from '../core/egress-policy';
+import { apiRequestDuration, registry } from '../core/metrics';
+import type { RateLimit } from '../core/config';
 import { authPlugin } from './auth';
+import { openApiPlugin } from './openapi';
 import { errorHandler, problem, sendProblem } from './problem';
+import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
-import { problemSchema, serviceCallViewSchema } from './schemas';
+import { signingSecretRoutes } from './routes/signing-secrets';
+import {
+  healthRouteSchema,
+  problemSchema,
+  readinessRouteSchema,
+  serviceCallPageSchema,
+  serviceCallSummarySchema,
+  serviceCallViewSchema,
+} from './schemas';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -14,8 +27,23 @@ declare module 'fastify' {
 }
 
 export interface AppDeps extends Deps {
+  /** Refuses obviously forbidden destinations at submit (422); the worker checks again at connect. */
+  egress: EgressPolicy;
+  /** Per-attempt timeout of a call that does not set `timeoutMs`. */
+  defaultTimeoutMs: number;
   /** Whether Postgres and Temporal answer right now. */
   readiness(): Promise<{ postgres: boolean; temporal: boolean }>;
+  /**
+   * Test-only fault injection (bin/fault-injection.ts): runs after a submit has committed and
+   * before its 202 is sent. Never set outside the fault suite.
+   */
+  afterSubmitCommitted?: () => void;
+  /** Per-tenant rate limit (config.rateLimit); absent → read from the environment. */
+  rateLimit?: RateLimit;
+  /** More Prometheus text for /metrics (the in-process Temporal worker's own metrics). */
+  extraMetrics?: () => Promise<string>;
+  /** Where detail links point: `${temporalUiUrl}/namespaces/${namespace}/workflows/…`. */
+  temporalUi?: { url: string; namespace: string };
 }
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -25,6 +53,10 @@ const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
 export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
   fastify.addSchema(problemSchema);
   fastify.addSchema(serviceCallViewSchema);
+  fastify.addSchema(serviceCallSummarySchema);
+  fastify.addSchema(serviceCallPageSchema);
+  // Before any route, so that every route below lands in the OpenAPI document.
+  await fastify.register(openApiPlugin);
   fastify.setErrorHandler(errorHandler);
   // The API speaks JSON only: text/plain would otherwise be parsed and fail later as a 400.
   fastify.removeContentTypeParser('text/plain');
@@ -32,22 +64,53 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
     sendProblem(reply, problem(404, `no route for ${request.method} ${request.url.split('?')[0]}`)),
   );
 
+  // The request id is the correlation id (see buildServer), so every log line of a request,
+  // fastify's own included, carries it as `correlationId`.
   fastify.decorateRequest('correlationId', '');
   fastify.addHook('onRequest', async (request, reply) => {
-    const given = request.headers['x-correlation-id'];
-    request.correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+    request.correlationId = request.id;
     void reply.header('x-correlation-id', request.correlationId);
   });
+  fastify.addHook('onResponse', async (request, reply) => {
+    apiRequestDuration.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: `${Math.floor(reply.statusCode / 100)}xx`,
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+  const afterSubmitCommitted = deps.afterSubmitCommitted;
+  if (afterSubmitCommitted !== undefined) {
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      if (request.method === 'POST' && request.routeOptions.url === '/v1/service-calls' && reply.statusCode === 202) {
+        afterSubmitCommitted();
+      }
+      return payload;
+    });
+  }
 
-  fastify.get('/healthz', async () => ({ status: 'ok' }));
-  fastify.get('/readyz', async (_request, reply) => {
+  fastify.get('/healthz', { schema: healthRouteSchema }, async () => ({ status: 'ok' }));
+  fastify.get(
+    '/metrics',
+    { schema: { hide: true } },
+    async (_request, reply) => {
+      const own = await registry.metrics();
+      const extra = deps.extraMetrics === undefined ? '' : await deps.extraMetrics().catch(() => '');
+      return reply.type(registry.contentType).send(`${own}\n${extra}`);
+    },
+  );
+  fastify.get('/readyz', { schema: readinessRouteSchema }, async (_request, reply) => {
     const checks = await deps.readiness();
     const ready = checks.postgres && checks.temporal;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  await fastify.register(authPlugin, { db: deps.db });
+  await fastify.register(authPlugin, { db: deps.db, rateLimit: deps.rateLimit });
   await fastify.register(serviceCallRoutes, deps);
+  await fastify.register(signingSecretRoutes, deps);
+  await fastify.register(serviceCallListRoutes, deps);
 }
 
 export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): FastifyInstance {
@@ -56,6 +119,12 @@ export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): Fas
     // Reject what is not in the schema instead of silently dropping it, and never coerce a
     // number into a URL: the request is run exactly as given.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    requestIdHeader: false,
+    requestIdLogLabel: 'correlationId',
+    genReqId: (req) => {
+      const given = req.headers['x-correlation-id'];
+      return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+    },
     ...opts,
   });
   void fastify.register(app, deps);

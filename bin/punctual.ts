@@ -1,9 +1,13 @@
+// First: tracing (when configured) must patch http, undici and pg before anything loads them.
+import { shutdownTracing } from './tracing';
 import { loadConfig, ConfigError, type Config } from '../core/config';
 import { migrateDatabase } from '../core/db';
 import { createLogger, type Logger } from '../core/logger';
 import { locateTemporalCli } from '../runtime/temporal-cli';
-import { bootstrapApiKeys, PROJECT_ROOT, resolveInfra } from './infra';
-import { startApi, startRelay, startWorker, type RunningRole } from './roles';
+import type { Keyring } from '../core/crypto';
+import { bootstrapApiKeys, PROJECT_ROOT, resolveInfra, resolveKeyring } from './infra';
+import { startMetricsServer } from './metrics-server';
+import { startApi, startRelay, startWorker, type RoleContext, type RunningRole } from './roles';
 
 /**
  * One entry point, several roles: `all` (the default topology on one machine), or `api`,
@@ -45,6 +49,7 @@ async function run(role: Role, config: Config, log: Logger): Promise<void> {
       await r.stop().catch((err: unknown) => log.error({ err, role: r.name }, 'role did not stop cleanly'));
     }
     await infra.stop();
+    await shutdownTracing();
     log.info('stopped');
     process.exit(exitCode);
   };
@@ -53,12 +58,25 @@ async function run(role: Role, config: Config, log: Logger): Promise<void> {
 
   try {
     await migrateDatabase(infra.databaseUrl);
-    if (role === 'all' || role === 'worker') roles.push(await startWorker(config, infra, log));
-    if (role === 'all' || role === 'relay') roles.push(await startRelay(config, infra, log));
+    let keyring: Keyring | undefined;
+    const ctx: RoleContext = {
+      config,
+      infra,
+      log,
+      keyring: () => (keyring ??= resolveKeyring(config, infra.embedded.postgres)),
+    };
+    if (role === 'all' || role === 'worker') roles.push(await startWorker(ctx));
+    if (role === 'all' || role === 'relay') roles.push(await startRelay(ctx));
+    let metricsUrl: string | undefined;
+    if ((role === 'worker' || role === 'relay') && config.metricsPort !== undefined) {
+      const metrics = await startMetricsServer(config.host, config.metricsPort);
+      roles.push(metrics);
+      metricsUrl = metrics.url;
+    }
     let apiUrl: string | undefined;
     if (role === 'all' || role === 'api') {
       const devKey = await bootstrapApiKeys(config, infra.databaseUrl, infra.embedded.postgres);
-      const api = await startApi(config, infra, log);
+      const api = await startApi(ctx);
       roles.push(api);
       apiUrl = api.url;
       if (devKey !== undefined) {
@@ -68,6 +86,8 @@ async function run(role: Role, config: Config, log: Logger): Promise<void> {
     const lines = [
       `Punctual is running (${role})`,
       apiUrl !== undefined ? `  API:             ${apiUrl}` : undefined,
+      apiUrl !== undefined ? `  Metrics:         ${apiUrl}/metrics` : undefined,
+      metricsUrl !== undefined ? `  Metrics:         ${metricsUrl}` : undefined,
       infra.temporalUiUrl !== undefined ? `  Temporal Web UI: ${infra.temporalUiUrl}` : undefined,
       `  Temporal:        ${infra.temporalAddress} (namespace ${config.temporalNamespace})`,
       `  PostgreSQL:      ${infra.embedded.postgres ? `embedded, data in ${config.dataDir}` : 'DATABASE_URL'}`,

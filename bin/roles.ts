@@ -1,16 +1,24 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { freeLoopbackPort } from '../runtime/process-util';
 import { createActivities } from '../activities';
 import { createHttpDispatcher } from '../activities/http';
 import { buildServer } from '../api/app';
-import type { Config } from '../core/config';
+import { apiFaultHooks } from './fault-injection';
+import { ConfigError, type Config } from '../core/config';
+import type { Keyring } from '../core/crypto';
+import { EgressPolicy } from '../core/egress-policy';
+import { createHeaderRedactor } from '../core/redact';
 import { openDatabase, type Database } from '../core/db';
 import { AppendNotifier } from '../core/event-store';
 import type { Logger } from '../core/logger';
-import { lazyTemporalClient } from '../core/temporal';
+import { ensureSearchAttributes, lazyTemporalClient } from '../core/temporal';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { Relay } from '../projections/relay';
-import { serviceCallsProjection } from '../projections/service-calls';
-import { createWorkflowStarter } from '../projections/workflow-starter';
+import { createServiceCallsProjection, PROJECTION_NAME } from '../projections/service-calls';
+import { watchConsumerLag } from '../projections/lag';
+import { createWorkflowStarter, STARTER_NAME } from '../projections/workflow-starter';
 
 /** Where a role's infrastructure is, once the embedded defaults have been resolved. */
 export interface Infra {
@@ -18,16 +26,26 @@ export interface Infra {
   temporalAddress: string;
 }
 
+/** What every role shares: parsed config, where the infrastructure is, how to log and seal. */
+export interface RoleContext {
+  config: Config;
+  infra: Infra;
+  log: Logger;
+  /** Resolved on first use: the relay never needs it. */
+  keyring: () => Keyring;
+}
+
 export interface RunningRole {
   name: string;
   stop(): Promise<void>;
 }
 
-export async function startApi(
-  config: Config,
-  infra: Infra,
-  log: Logger,
-): Promise<RunningRole & { fastify: FastifyInstance; url: string }> {
+export async function startApi({
+  config,
+  infra,
+  log,
+  keyring,
+}: RoleContext): Promise<RunningRole & { fastify: FastifyInstance; url: string }> {
   const database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-api' });
   // The API needs Temporal only to report readiness: a submit is durable in Postgres alone.
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
@@ -35,6 +53,17 @@ export async function startApi(
     {
       db: database.db,
       notifier: new AppendNotifier(database.pool),
+      ...apiFaultHooks(process.env, log),
+      keyring: keyring(),
+      redactor: createHeaderRedactor(config.sensitiveHeaders),
+      log: log.child({ role: 'api' }),
+      egress: egressPolicy(config),
+      defaultTimeoutMs: config.httpTimeoutMs,
+      rateLimit: config.rateLimit,
+      ...(config.temporalUiUrl === undefined
+        ? {}
+        : { temporalUi: { url: config.temporalUiUrl, namespace: config.temporalNamespace } }),
+      extraMetrics: () => temporalWorkerMetrics(),
       async readiness() {
         const [postgres, temporalOk] = await Promise.all([
           database.pool.query('select 1').then(
@@ -64,12 +93,26 @@ export async function startApi(
   };
 }
 
+function egressPolicy(config: Config): EgressPolicy {
+  try {
+    return new EgressPolicy(config.egressAllowlist);
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+let runtimeMetricsUrl: string | undefined;
 let runtimeInstalled = false;
 
-/** The SDK logs through pino at warn and above (it writes its own format to stderr otherwise). */
-function installTemporalRuntime(log: Logger): void {
+/**
+ * Installs the SDK runtime once per process: its logs go through pino at warn and above (it
+ * writes its own format to stderr otherwise) and its metrics to a Prometheus endpoint on
+ * loopback that /metrics appends to ours.
+ */
+async function installTemporalRuntime(log: Logger): Promise<void> {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const port = await freeLoopbackPort();
   const sdkLog = log.child({ component: 'temporal-sdk' });
   Runtime.install({
     logger: new DefaultLogger('WARN', (entry) => {
@@ -77,21 +120,30 @@ function installTemporalRuntime(log: Logger): void {
       const fn = level === 'ERROR' ? sdkLog.error.bind(sdkLog) : sdkLog.warn.bind(sdkLog);
       fn({ ...entry.meta }, entry.message);
     }),
+    telemetryOptions: {
+      metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, useSecondsForDurations: true } },
+    },
   });
+  runtimeMetricsUrl = `http://127.0.0.1:${port}/metrics`;
 }
 
-export async function startWorker(
-  config: Config,
-  infra: Infra,
-  log: Logger,
-): Promise<RunningRole> {
-  installTemporalRuntime(log);
+/** The in-process Temporal worker's own metrics in Prometheus text ('' when there is none). */
+export async function temporalWorkerMetrics(): Promise<string> {
+  if (runtimeMetricsUrl === undefined) return '';
+  const response = await request(runtimeMetricsUrl);
+  return response.body.text();
+}
+
+export async function startWorker({ config, infra, log, keyring }: RoleContext): Promise<RunningRole> {
+  await installTemporalRuntime(log);
   const database: Database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-worker' });
   const connection = await NativeConnection.connect({ address: infra.temporalAddress });
-  const http = createHttpDispatcher();
+  const http = createHttpDispatcher({ policy: egressPolicy(config) });
   const activities = createActivities({
     db: database.db,
     notifier: new AppendNotifier(database.pool),
+    keyring: keyring(),
+    redactor: createHeaderRedactor(config.sensitiveHeaders),
     http,
     log: log.child({ role: 'worker' }),
   });
@@ -119,27 +171,33 @@ export async function startWorker(
   };
 }
 
-export async function startRelay(config: Config, infra: Infra, log: Logger): Promise<RunningRole & { relay: Relay }> {
+export async function startRelay({ config, infra, log }: RoleContext): Promise<RunningRole & { relay: Relay }> {
   const database = openDatabase(infra.databaseUrl, { max: 10, applicationName: 'punctual-relay' });
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
   const relayLog = log.child({ role: 'relay' });
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },
     [
-      serviceCallsProjection,
+      createServiceCallsProjection(relayLog),
       createWorkflowStarter({
         client: temporal.client,
         taskQueue: config.temporalTaskQueue,
-        httpTimeoutMs: config.httpTimeoutMs,
         log: relayLog,
       }),
     ],
   );
   relay.start();
+  // The starter sets these on every workflow; a cluster without them refuses the start.
+  ensureSearchAttributes(temporal.connection, config.temporalNamespace, SEARCH_ATTRIBUTE_TYPES).then(
+    (added) => added.length > 0 && relayLog.info({ added }, 'registered search attributes'),
+    (err: unknown) => relayLog.warn({ err }, 'could not check or register search attributes (see docs/operations.md)'),
+  );
+  const stopLagWatch = watchConsumerLag(database.db, [PROJECTION_NAME, STARTER_NAME]);
   return {
     name: 'relay',
     relay,
     async stop() {
+      stopLagWatch();
       await relay.stop();
       await temporal.connection.close();
       await database.close();

@@ -36,7 +36,8 @@ export async function readCheckpoint(db: DbOrTx, name: string): Promise<LogPosit
   return row ?? LOG_START;
 }
 
-async function saveCheckpoint(db: DbOrTx, name: string, at: LogPosition): Promise<void> {
+/** Moves a consumer's checkpoint; callers hold its lock (a batch, or a projection rebuild's swap). */
+export async function saveCheckpoint(db: DbOrTx, name: string, at: LogPosition): Promise<void> {
   await db
     .insert(consumerCheckpoints)
     .values({ name, tx: at.tx, globalPosition: at.globalPosition })
@@ -46,11 +47,16 @@ async function saveCheckpoint(db: DbOrTx, name: string, at: LogPosition): Promis
     });
 }
 
+/** Name of the advisory lock under which a consumer's batch runs (hashed with hashtext). */
+export function consumerLockName(consumer: string): string {
+  return `punctual-consumer:${consumer}`;
+}
+
 /** Handles at most one batch for `consumer`; returns how many events it handled (-1: locked). */
 export async function runConsumerOnce(db: Db, consumer: LogConsumer, batchSize: number): Promise<number> {
   return db.transaction(async (tx) => {
     const locked = await tx.execute<{ ok: boolean }>(
-      sql`select pg_try_advisory_xact_lock(hashtext(${`punctual-consumer:${consumer.name}`})) as ok`,
+      sql`select pg_try_advisory_xact_lock(hashtext(${consumerLockName(consumer.name)})) as ok`,
     );
     if (locked.rows[0]?.ok !== true) return -1;
     const from = await readCheckpoint(tx, consumer.name);
@@ -70,11 +76,36 @@ export class Relay {
   private loops: Promise<void>[] = [];
   private readonly batchSize: number;
 
+  private readonly consumers: LogConsumer[];
+
   constructor(
     private readonly opts: RelayOptions,
-    private readonly consumers: LogConsumer[],
+    consumers: LogConsumer[],
   ) {
     this.batchSize = opts.batchSize ?? 500;
+    // Every event a consumer takes is logged (debug) with the call's ids before it is handled.
+    this.consumers = consumers.map((consumer) => ({
+      ...consumer,
+      handle: (batch, tx) => {
+        if (opts.log.isLevelEnabled('debug')) {
+          for (const e of batch) {
+            opts.log.debug(
+              {
+                consumer: consumer.name,
+                tenantId: e.tenantId,
+                serviceCallId: e.aggregateId,
+                eventType: e.type,
+                version: e.version,
+                correlationId: e.correlationId,
+                causationId: e.messageId,
+              },
+              'event consumed',
+            );
+          }
+        }
+        return consumer.handle(batch, tx);
+      },
+    }));
   }
 
   start(): void {

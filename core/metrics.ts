@@ -1,0 +1,65 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics (ADR-0010), one registry per process. Labels are bounded: outcomes,
+ * consumer names, HTTP methods, route patterns and status classes — never ids or URLs.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'punctual_process_' });
+
+export const callsFinished = new Counter({
+  name: 'punctual_calls_finished_total',
+  help: 'Calls that reached a terminal status, by outcome (recorded by the worker).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const httpAttemptDuration = new Histogram({
+  name: 'punctual_http_attempt_duration_seconds',
+  help: 'Time from sending an HTTP attempt to its response headers (or its failure).',
+  labelNames: ['result'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers: [registry],
+});
+
+export const timerLateness = new Histogram({
+  name: 'punctual_timer_lateness_seconds',
+  help: 'Start of the first attempt minus dueAt.',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+export const apiRequestDuration = new Histogram({
+  name: 'punctual_api_request_duration_seconds',
+  help: 'API request latency by method, route pattern and status class.',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});
+
+export const eventsAppended = new Counter({
+  name: 'punctual_events_appended_total',
+  help: 'Events appended to the event store by this process, by type.',
+  labelNames: ['type'] as const,
+  registers: [registry],
+});
+
+export const consumerLagEvents = new Gauge({
+  name: 'punctual_consumer_lag_events',
+  help: 'Events committed but not yet handled by each log consumer (projection or workflow starter).',
+  labelNames: ['consumer'] as const,
+  registers: [registry],
+});
+
+export const consumerLagSeconds = new Gauge({
+  name: 'punctual_consumer_lag_seconds',
+  help: 'Age of the oldest event a log consumer has not handled yet (0 when caught up).',
+  labelNames: ['consumer'] as const,
+  registers: [registry],
+});
+
+export const outboxBacklog = new Gauge({
+  name: 'punctual_outbox_backlog_events',
+  help: 'Recorded calls and cancels not yet handed to Temporal (the workflow starter\'s lag).',
+  registers: [registry],
+});
