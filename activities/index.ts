@@ -103,7 +103,11 @@ export function createActivities(deps: ActivityDeps) {
    * Appends the attempt's event. Postgres may blink right after a target answered: retrying here
    * (heartbeating) avoids repeating the HTTP call for what is only a recording problem.
    */
-  async function recordAttempt(ref: ServiceCallRef, attempt: number, outcome: HttpAttemptOutcome): Promise<AttemptReport> {
+  async function recordAttempt(
+    ref: ServiceCallRef,
+    attempt: number,
+    outcome: HttpAttemptOutcome,
+  ): Promise<AttemptReport> {
     const record = attemptRecord(attempt, outcome);
     for (let round = 1; ; round++) {
       try {

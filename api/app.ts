@@ -92,15 +92,11 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
   }
 
   fastify.get('/healthz', { schema: healthRouteSchema }, async () => ({ status: 'ok' }));
-  fastify.get(
-    '/metrics',
-    { schema: { hide: true } },
-    async (_request, reply) => {
-      const own = await registry.metrics();
-      const extra = deps.extraMetrics === undefined ? '' : await deps.extraMetrics().catch(() => '');
-      return reply.type(registry.contentType).send(`${own}\n${extra}`);
-    },
-  );
+  fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const own = await registry.metrics();
+    const extra = deps.extraMetrics === undefined ? '' : await deps.extraMetrics().catch(() => '');
+    return reply.type(registry.contentType).send(`${own}\n${extra}`);
+  });
   fastify.get('/readyz', { schema: readinessRouteSchema }, async (_request, reply) => {
     const checks = await deps.readiness();
     const ready = checks.postgres && checks.temporal;

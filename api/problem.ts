@@ -62,7 +62,13 @@ const TITLES: Record<number, string> = {
 };
 
 export function problem(status: number, detail?: string, extra: Partial<Problem> = {}): Problem {
-  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...(detail === undefined ? {} : { detail }), ...extra };
+  return {
+    type: 'about:blank',
+    title: TITLES[status] ?? 'Error',
+    status,
+    ...(detail === undefined ? {} : { detail }),
+    ...extra,
+  };
 }
 
 interface AjvIssue {
@@ -96,10 +102,16 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     return sendProblem(reply, problem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), { errors }));
   }
   if (error instanceof BadRequestError) {
-    return sendProblem(reply, problem(400, error.message, { errors: [{ field: error.field, message: error.message }] }));
+    return sendProblem(
+      reply,
+      problem(400, error.message, { errors: [{ field: error.field, message: error.message }] }),
+    );
   }
   if (error instanceof UnprocessableError) {
-    return sendProblem(reply, problem(422, error.message, { errors: [{ field: error.field, message: error.message }] }));
+    return sendProblem(
+      reply,
+      problem(422, error.message, { errors: [{ field: error.field, message: error.message }] }),
+    );
   }
   if (error instanceof UnauthorizedError) {
     void reply.header('www-authenticate', 'Bearer');

@@ -165,7 +165,7 @@ export const serviceCallViewSchema = {
     nextAttemptAt: { type: ['string', 'null'], format: 'date-time', description: 'While a retry is pending.' },
     links: {
       type: 'object',
-      description: 'Where to look further: the call\'s workflow in the Temporal Web UI (when its address is known).',
+      description: "Where to look further: the call's workflow in the Temporal Web UI (when its address is known).",
       properties: { temporalUi: { type: 'string' } },
     },
     createdAt: { type: 'string', format: 'date-time' },
@@ -222,7 +222,14 @@ export const submitRouteSchema = {
     'Accepts a call to run now or at `dueAt`. The answer means it is stored durably. With an `Idempotency-Key`, the same request again answers 200 with the same id and `Idempotent-Replayed: true`; the same key with another request answers 422.',
   summary: 'Submit a service call',
   body: submitBodySchema,
-  response: { 200: submitResponse, 202: submitResponse, 413: problemRef, 415: problemRef, 422: problemRef, ...authErrors },
+  response: {
+    200: submitResponse,
+    202: submitResponse,
+    413: problemRef,
+    415: problemRef,
+    422: problemRef,
+    ...authErrors,
+  },
 } as const;
 
 export const getRouteSchema = {

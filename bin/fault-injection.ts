@@ -15,7 +15,8 @@ export function apiFaultHooks(env: NodeJS.ProcessEnv, log: Logger): Pick<AppDeps
   const raw = env.PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT;
   if (raw === undefined || raw.trim() === '') return {};
   const p = Number(raw);
-  if (!(p > 0 && p <= 1)) throw new Error(`PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT must be a probability in (0, 1], got "${raw}"`);
+  if (!(p > 0 && p <= 1))
+    throw new Error(`PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT must be a probability in (0, 1], got "${raw}"`);
   log.warn({ probability: p }, 'FAULT INJECTION ON: this api kills itself after some submits commit (test only)');
   return {
     afterSubmitCommitted() {

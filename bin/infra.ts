@@ -91,7 +91,9 @@ export async function resolveInfra(config: Config, log: Logger): Promise<Resolve
 export function resolveKeyring(config: Config, embedded: boolean): Keyring {
   if (config.encryptionKey !== undefined) return Keyring.fromBase64(config.encryptionKey);
   if (!embedded) {
-    throw new ConfigError('ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes, base64: `openssl rand -base64 32`)');
+    throw new ConfigError(
+      'ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes, base64: `openssl rand -base64 32`)',
+    );
   }
   const file = path.join(config.dataDir, 'encryption-key');
   mkdirSync(config.dataDir, { recursive: true });

@@ -25,11 +25,14 @@ async function main(): Promise<void> {
     config.databaseUrl ??
     (await embeddedPostgresUrl({ dataDir: path.join(config.dataDir, 'postgres'), port: config.embeddedPostgresPort }));
   if (databaseUrl === undefined) {
-    throw new ConfigError(`set DATABASE_URL, or run this beside \`npm start\` (no embedded PostgreSQL in ${config.dataDir})`);
+    throw new ConfigError(
+      `set DATABASE_URL, or run this beside \`npm start\` (no embedded PostgreSQL in ${config.dataDir})`,
+    );
   }
   // The shadow copies the live table's shape: that shape must be the current one.
   await migrateDatabase(databaseUrl);
-  const selected = names.length === 0 ? REBUILDABLE_PROJECTIONS : REBUILDABLE_PROJECTIONS.filter((p) => names.includes(p.name));
+  const selected =
+    names.length === 0 ? REBUILDABLE_PROJECTIONS : REBUILDABLE_PROJECTIONS.filter((p) => names.includes(p.name));
   for (const projection of selected) {
     let batches = 0;
     const result = await rebuildProjection(databaseUrl, projection, {

@@ -71,9 +71,9 @@ export async function startApi({
             () => false,
           ),
           temporal.connection.workflowService.describeNamespace({ namespace: config.temporalNamespace }).then(
-              () => true,
-              () => false,
-            ),
+            () => true,
+            () => false,
+          ),
         ]);
         return { postgres, temporal: temporalOk };
       },
@@ -121,7 +121,9 @@ async function installTemporalRuntime(log: Logger): Promise<void> {
       fn({ ...entry.meta }, entry.message);
     }),
     telemetryOptions: {
-      metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, useSecondsForDurations: true } },
+      metrics: {
+        prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, useSecondsForDurations: true },
+      },
     },
   });
   runtimeMetricsUrl = `http://127.0.0.1:${port}/metrics`;

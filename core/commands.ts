@@ -189,7 +189,7 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
   });
   if (!result.replayed) {
     deps.notifier.poke();
-    logAppended(deps, [event as NewEvent]);
+    logAppended(deps, [event]);
   }
   return result;
 }

@@ -113,11 +113,7 @@ export const LOG_START: LogPosition = { tx: '0', globalPosition: 0 };
  * one for ever. Ordering by the transaction id first and stopping below the snapshot's xmin
  * means every row we pass is final.
  */
-export async function readLogAfter(
-  db: DbOrTx,
-  after: LogPosition,
-  limit: number,
-): Promise<StoredEvent[]> {
+export async function readLogAfter(db: DbOrTx, after: LogPosition, limit: number): Promise<StoredEvent[]> {
   const result = await db.execute<EventDbRow>(sql`
     select ${EVENT_COLUMNS} from events
     where (tx, global_position) > (${after.tx}::xid8, ${after.globalPosition}::bigint)

@@ -33,7 +33,10 @@ export interface HeaderRedactor {
 
 /** `extra`: more name fragments from SENSITIVE_HEADERS; the defaults always apply. */
 export function createHeaderRedactor(extra: readonly string[] = []): HeaderRedactor {
-  const fragments = [...DEFAULT_SENSITIVE_FRAGMENTS, ...extra.map((f) => f.trim().toLowerCase()).filter((f) => f !== '')];
+  const fragments = [
+    ...DEFAULT_SENSITIVE_FRAGMENTS,
+    ...extra.map((f) => f.trim().toLowerCase()).filter((f) => f !== ''),
+  ];
   const isSensitive = (name: string) => {
     const lower = name.toLowerCase();
     return fragments.some((f) => lower.includes(f));

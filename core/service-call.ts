@@ -46,10 +46,7 @@ function requireNextAttempt(state: ServiceCallState, event: ServiceCallEvent, at
 }
 
 /** Pure state transition; throws on an event that the state machine does not allow. */
-export function evolve(
-  state: ServiceCallState | undefined,
-  event: ServiceCallEvent,
-): ServiceCallState {
+export function evolve(state: ServiceCallState | undefined, event: ServiceCallEvent): ServiceCallState {
   if (event.type === 'ServiceCallSubmitted') {
     if (state !== undefined) {
       throw new InvalidTransitionError(`${event.tenantId}/${event.aggregateId} was submitted twice`);
@@ -75,9 +72,7 @@ export function evolve(
     throw new InvalidTransitionError(`${event.type} arrived before ServiceCallSubmitted`);
   }
   if (event.version !== state.version + 1) {
-    throw new InvalidTransitionError(
-      `${event.type} has version ${event.version}, expected ${state.version + 1}`,
-    );
+    throw new InvalidTransitionError(`${event.type} has version ${event.version}, expected ${state.version + 1}`);
   }
   const base = { ...state, updatedAt: event.timestamp, version: event.version };
   switch (event.type) {

@@ -27,9 +27,7 @@ export const events = pgTable(
   'events',
   {
     /** Commit-independent sequence; order readers by (tx, globalPosition), never by this alone. */
-    globalPosition: bigint('global_position', { mode: 'number' })
-      .primaryKey()
-      .generatedAlwaysAsIdentity(),
+    globalPosition: bigint('global_position', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     /** `${tenantId}/${aggregateId}`: one stream per service call. */
     streamId: text('stream_id').notNull(),
     /** 1-based position inside the stream; optimistic concurrency hinges on its uniqueness. */
@@ -65,9 +63,7 @@ export const idempotencyKeys = pgTable(
     serviceCallId: uuid('service_call_id').notNull(),
     /** sha256 of the canonical JSON of the submitted command; a different body → 422. */
     fingerprint: text('fingerprint').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' })
-      .notNull()
-      .defaultNow(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
 );
@@ -97,9 +93,7 @@ export const apiKeys = pgTable(
     keyHash: text('key_hash').notNull().unique('api_keys_key_hash_key'),
     /** First characters of the key, shown to people so they can tell keys apart. */
     prefix: text('prefix').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' })
-      .notNull()
-      .defaultNow(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
@@ -128,7 +122,9 @@ export const serviceCalls = pgTable(
     attempts: jsonb('attempts').notNull(),
     result: jsonb('result'),
     /** The call's retry policy and per-attempt timeout, as submitted (or defaulted). */
-    retry: jsonb('retry').notNull().default({ maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 }),
+    retry: jsonb('retry')
+      .notNull()
+      .default({ maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 }),
     timeoutMs: integer('timeout_ms').notNull().default(10000),
     /** When the next attempt is due, while a retry is pending. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }),

@@ -50,4 +50,3 @@ export function watchConsumerLag(db: DbOrTx, consumers: readonly string[], inter
   timer.unref();
   return () => clearInterval(timer);
 }
-

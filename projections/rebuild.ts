@@ -237,11 +237,15 @@ export async function rebuildProjection(
 
           const [liveColumns, shadowColumns] = [await columnsOf(tx, live), await columnsOf(tx, shadow)];
           if (JSON.stringify(liveColumns) !== JSON.stringify(shadowColumns)) {
-            throw new RebuildError(`${live} changed shape during the rebuild (a migration ran?); run the rebuild again`);
+            throw new RebuildError(
+              `${live} changed shape during the rebuild (a migration ran?); run the rebuild again`,
+            );
           }
           const lost = await unsupportedDependents(tx, live);
           if (lost.length > 0) {
-            throw new RebuildError(`${live} has ${lost.join(', ')}, which the swap would drop; teach projections/rebuild.ts to copy them`);
+            throw new RebuildError(
+              `${live} has ${lost.join(', ')}, which the swap would drop; teach projections/rebuild.ts to copy them`,
+            );
           }
           // Pair every live index with its twin in the shadow, to hand its name over.
           const liveIndexes = await indexesOf(tx, live);
@@ -264,10 +268,14 @@ export async function rebuildProjection(
           await tx.execute(sql.raw(`alter table ${shadow} rename to ${ident(`${table}_next`)}`));
           await tx.execute(sql.raw(`alter table ${live} rename to ${ident(`${table}_replaced`)}`));
           await tx.execute(
-            sql.raw(`alter table ${ident(liveSchema)}.${ident(`${table}_replaced`)} set schema ${ident(REBUILD_SCHEMA)}`),
+            sql.raw(
+              `alter table ${ident(liveSchema)}.${ident(`${table}_replaced`)} set schema ${ident(REBUILD_SCHEMA)}`,
+            ),
           );
           await tx.execute(sql.raw(`alter table ${next} set schema ${ident(liveSchema)}`));
-          await tx.execute(sql.raw(`alter table ${ident(liveSchema)}.${ident(`${table}_next`)} rename to ${ident(table)}`));
+          await tx.execute(
+            sql.raw(`alter table ${ident(liveSchema)}.${ident(`${table}_next`)} rename to ${ident(table)}`),
+          );
           for (const { from, to } of renames) {
             await tx.execute(sql.raw(`alter index ${ident(liveSchema)}.${ident(from)} rename to ${ident(to)}`));
           }

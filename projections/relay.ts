@@ -160,7 +160,10 @@ export class Relay {
   /** LISTEN for append notifications; reconnects after losing the connection. */
   private async listen(): Promise<void> {
     while (!this.stopped) {
-      const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: 'punctual-relay-listen' });
+      const client = new pg.Client({
+        connectionString: this.opts.databaseUrl,
+        application_name: 'punctual-relay-listen',
+      });
       try {
         const closed = new Promise<void>((resolve) => {
           client.on('error', () => resolve());

@@ -181,11 +181,7 @@ export function createServiceCallsProjection(log?: Logger): LogConsumer {
 
 export const serviceCallsProjection: LogConsumer = createServiceCallsProjection();
 
-export async function findServiceCall(
-  db: DbOrTx,
-  tenantId: string,
-  id: string,
-): Promise<ServiceCallState | undefined> {
+export async function findServiceCall(db: DbOrTx, tenantId: string, id: string): Promise<ServiceCallState | undefined> {
   const [row] = await db
     .select()
     .from(serviceCalls)

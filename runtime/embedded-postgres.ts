@@ -69,13 +69,20 @@ const ORPHAN_STOP_TIMEOUT_S = 60;
  * "optimises" them away.
  */
 const POSTGRES_FLAGS = [
-  '-c', 'max_connections=200',
-  '-c', 'shared_buffers=128MB',
-  '-c', 'fsync=on',
-  '-c', 'synchronous_commit=on',
-  '-c', 'full_page_writes=on',
-  '-c', `listen_addresses=${HOST}`,
-  '-c', 'unix_socket_directories=',
+  '-c',
+  'max_connections=200',
+  '-c',
+  'shared_buffers=128MB',
+  '-c',
+  'fsync=on',
+  '-c',
+  'synchronous_commit=on',
+  '-c',
+  'full_page_writes=on',
+  '-c',
+  `listen_addresses=${HOST}`,
+  '-c',
+  'unix_socket_directories=',
 ];
 
 /**
@@ -144,7 +151,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     forward.flush();
     await stopByPidFile(dataDir, log);
     const tail = recent.slice(-15).join('\n');
-    throw new Error(`Embedded Postgres failed to start on port ${opts.port}: ${errorMessage(err)}` + (tail ? `\nLast output:\n${tail}` : ''));
+    throw new Error(
+      `Embedded Postgres failed to start on port ${opts.port}: ${errorMessage(err)}` +
+        (tail ? `\nLast output:\n${tail}` : ''),
+    );
   }
 
   const pid = await readPostmasterPid(dataDir);
@@ -204,7 +214,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     throw err;
   }
 
-  log(`embedded Postgres: ready on ${HOST}:${opts.port}, database "${database}" (pid ${pid}) after ${Date.now() - startedAt} ms`);
+  log(
+    `embedded Postgres: ready on ${HOST}:${opts.port}, database "${database}" (pid ${pid}) after ${Date.now() - startedAt} ms`,
+  );
   return { url, adminUrl, stop };
 }
 
@@ -213,7 +225,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
  * command run beside it), from the password file kept next to it; undefined when none was ever
  * initialised in `dataDir`. Says nothing about whether it is running.
  */
-export async function embeddedPostgresUrl(opts: { dataDir: string; port: number; database?: string }): Promise<string | undefined> {
+export async function embeddedPostgresUrl(opts: {
+  dataDir: string;
+  port: number;
+  database?: string;
+}): Promise<string | undefined> {
   const file = path.join(path.dirname(path.resolve(opts.dataDir)), 'postgres-password');
   let password: string;
   try {
@@ -335,7 +351,8 @@ async function runPgCtlStop(dataDir: string, isRoot: boolean, log: Logger): Prom
   const pgCtl = await pgCtlPath();
   // pg_ctl refuses to run as root, exactly like postgres.
   const ids = isRoot ? await lookupOsUser(OS_USER) : undefined;
-  if (isRoot && ids === undefined) throw new Error(`Embedded Postgres: OS user "${OS_USER}" not found, cannot run pg_ctl`);
+  if (isRoot && ids === undefined)
+    throw new Error(`Embedded Postgres: OS user "${OS_USER}" not found, cannot run pg_ctl`);
   await new Promise<void>((resolve, reject) => {
     const child = spawn(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', String(ORPHAN_STOP_TIMEOUT_S)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -410,7 +427,9 @@ async function readPostmasterPid(dataDir: string): Promise<number | undefined> {
 /** argv of a process, from /proc on Linux or `ps` elsewhere; undefined if it is gone. */
 function commandLine(pid: number): string[] | undefined {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((s) => s !== '');
   } catch {
     if (process.platform === 'linux') return undefined;
   }

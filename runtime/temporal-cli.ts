@@ -173,14 +173,19 @@ function runCapture(
   timeoutMs: number,
 ): Promise<{ ok: true; stdout: string } | { ok: false; error: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const detail = stderr.toString().trim() || err.message;
-        resolve({ ok: false, error: detail });
-      } else {
-        resolve({ ok: true, stdout: stdout.toString() });
-      }
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const detail = stderr.toString().trim() || err.message;
+          resolve({ ok: false, error: detail });
+        } else {
+          resolve({ ok: true, stdout: stdout.toString() });
+        }
+      },
+    );
   });
 }
 

@@ -162,9 +162,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     const reason = diedEarly
       ? `exited during startup (code ${String(exitInfo?.code)}, signal ${String(exitInfo?.signal)})`
       : `did not become ready within ${READY_TIMEOUT_MS / 1000} s (${errorMessage(err)})`;
-    throw new Error(
-      `Temporal dev server on ${address} ${reason}${where}.` + (tail ? `\nLast output:\n${tail}` : ''),
-    );
+    throw new Error(`Temporal dev server on ${address} ${reason}${where}.` + (tail ? `\nLast output:\n${tail}` : ''));
   }
 
   log(`temporal dev server: ready on ${address} (pid ${pid}) after ${Date.now() - startedAt} ms`);

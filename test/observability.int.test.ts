@@ -55,7 +55,12 @@ describe('tracing one call', () => {
     assert.equal(submitted.headers['x-correlation-id'], correlationId);
     const id = String(submitted.body.id);
     const detail = await finish(id);
-    assert.match(String(detail.links.temporalUi), new RegExp(`/namespaces/default/workflows/${encodeURIComponent(workflowIdFor(env.tenants.a.id, id)).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    assert.match(
+      String(detail.links.temporalUi),
+      new RegExp(
+        `/namespaces/default/workflows/${encodeURIComponent(workflowIdFor(env.tenants.a.id, id)).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`,
+      ),
+    );
 
     const ours = await eventually('the projection to log the final upsert', async () => {
       const found = lines.filter((l) => l.correlationId === correlationId);
@@ -80,7 +85,10 @@ describe('tracing one call', () => {
 
     // Causation: each appended event names the one before it.
     const appended = ours.filter((l) => l.msg === 'event appended');
-    assert.deepEqual(appended.map((l) => l.eventType), ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded']);
+    assert.deepEqual(
+      appended.map((l) => l.eventType),
+      ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
+    );
     assert.equal(appended[0]!.causationId, null);
     assert.equal(appended[1]!.causationId, appended[0]!.messageId);
     assert.equal(appended[2]!.causationId, appended[1]!.messageId);
@@ -93,14 +101,22 @@ describe('metrics', () => {
   test('/metrics moves with traffic and carries the Temporal worker metrics', async () => {
     const scrape = async () => (await env.api.inject({ method: 'GET', url: '/metrics' })).body;
     const before = await scrape();
-    const ok = await call(env, 'POST', '/v1/service-calls', { body: { request: { method: 'GET', url: env.target.url('/m-ok') } } });
-    const bad = await call(env, 'POST', '/v1/service-calls', { body: { request: { method: 'GET', url: env.target.url('/status/500') } } });
+    const ok = await call(env, 'POST', '/v1/service-calls', {
+      body: { request: { method: 'GET', url: env.target.url('/m-ok') } },
+    });
+    const bad = await call(env, 'POST', '/v1/service-calls', {
+      body: { request: { method: 'GET', url: env.target.url('/status/500') } },
+    });
     await finish(String(ok.body.id));
     await finish(String(bad.body.id));
-    const after = await eventually('the lag gauge to be exported', async () => {
-      const text = await scrape();
-      return text.includes('punctual_consumer_lag_events{consumer="service-calls"}') ? text : undefined;
-    }, 10_000);
+    const after = await eventually(
+      'the lag gauge to be exported',
+      async () => {
+        const text = await scrape();
+        return text.includes('punctual_consumer_lag_events{consumer="service-calls"}') ? text : undefined;
+      },
+      10_000,
+    );
 
     assert.equal(
       metric(after, 'punctual_calls_finished_total', { outcome: 'Succeeded' }) -
@@ -112,10 +128,18 @@ describe('metrics', () => {
         metric(before, 'punctual_calls_finished_total', { outcome: 'Failed' }),
       1,
     );
-    assert.equal(metric(after, 'punctual_http_attempt_duration_seconds_count') - metric(before, 'punctual_http_attempt_duration_seconds_count'), 2);
+    assert.equal(
+      metric(after, 'punctual_http_attempt_duration_seconds_count') -
+        metric(before, 'punctual_http_attempt_duration_seconds_count'),
+      2,
+    );
     assert.ok(metric(after, 'punctual_timer_lateness_seconds_count') >= 2);
     assert.ok(
-      metric(after, 'punctual_api_request_duration_seconds_count', { route: '/v1/service-calls', method: 'POST', status: '2xx' }) >= 2,
+      metric(after, 'punctual_api_request_duration_seconds_count', {
+        route: '/v1/service-calls',
+        method: 'POST',
+        status: '2xx',
+      }) >= 2,
     );
     assert.ok(metric(after, 'punctual_events_appended_total', { type: 'ServiceCallSubmitted' }) >= 2);
     assert.match(after, /^punctual_outbox_backlog_events \d+/m);
@@ -156,17 +180,26 @@ describe('search attributes', () => {
     for (const id of [...failedA, okA]) await finish(id, c);
     await finish(failedB, env.tenants.b);
 
-    const { client, connection } = lazyTemporalClient({ address: env.infra.temporalAddress, namespace: env.config.temporalNamespace });
+    const { client, connection } = lazyTemporalClient({
+      address: env.infra.temporalAddress,
+      namespace: env.config.temporalNamespace,
+    });
     try {
       const query = `PunctualTenant = '${c.id}' AND PunctualStatus = 'Failed'`;
-      const found = await eventually('visibility to show the failed calls', async () => {
-        const ids: string[] = [];
-        for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
-        return ids.length >= failedA.length ? ids : undefined;
-      }, 20_000);
+      const found = await eventually(
+        'visibility to show the failed calls',
+        async () => {
+          const ids: string[] = [];
+          for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
+          return ids.length >= failedA.length ? ids : undefined;
+        },
+        20_000,
+      );
       assert.deepEqual(found.sort(), failedA.map((id) => workflowIdFor(c.id, id)).sort());
       const tagged: string[] = [];
-      for await (const wf of client.workflow.list({ query: `PunctualTenant = '${c.id}' AND PunctualTags = 'sa-test'` })) {
+      for await (const wf of client.workflow.list({
+        query: `PunctualTenant = '${c.id}' AND PunctualTags = 'sa-test'`,
+      })) {
         tagged.push(wf.workflowId);
       }
       assert.equal(tagged.length, 3);

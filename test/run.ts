@@ -27,11 +27,10 @@ async function main(): Promise<number> {
   }
   const infra = await startTestInfra(log);
   try {
-    const child = spawn(
-      process.execPath,
-      ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-      { stdio: 'inherit', env: { ...process.env, ...infra.env } },
-    );
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+      stdio: 'inherit',
+      env: { ...process.env, ...infra.env },
+    });
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);

@@ -56,7 +56,11 @@ test('an api process received spans for its requests and queries', async () => {
     OTEL_BSP_SCHEDULE_DELAY: '100',
   });
   try {
-    await eventually('the api to answer', async () => ((await request(`http://127.0.0.1:${port}/healthz`)).statusCode === 200 ? true : undefined), 30_000);
+    await eventually(
+      'the api to answer',
+      async () => ((await request(`http://127.0.0.1:${port}/healthz`)).statusCode === 200 ? true : undefined),
+      30_000,
+    );
     const submit = await request(`http://127.0.0.1:${port}/v1/service-calls`, {
       method: 'POST',
       headers: { authorization: `Bearer ${env.tenants.a.key}`, 'content-type': 'application/json' },
@@ -64,12 +68,16 @@ test('an api process received spans for its requests and queries', async () => {
     });
     assert.equal(submit.statusCode, 202);
     await submit.body.dump();
-    const spans = await eventually('spans to arrive', async () => {
-      const all = received.filter((e) => e.service === 'punctual-api').flatMap((e) => e.spans);
-      const server = all.filter((s) => s.kind === 2 && s.name.startsWith('POST'));
-      const queries = all.filter((s) => s.kind === 3 && /pg|insert|select|punctual/i.test(s.name));
-      return server.length > 0 && queries.length > 0 ? all : undefined;
-    }, 20_000);
+    const spans = await eventually(
+      'spans to arrive',
+      async () => {
+        const all = received.filter((e) => e.service === 'punctual-api').flatMap((e) => e.spans);
+        const server = all.filter((s) => s.kind === 2 && s.name.startsWith('POST'));
+        const queries = all.filter((s) => s.kind === 3 && /pg|insert|select|punctual/i.test(s.name));
+        return server.length > 0 && queries.length > 0 ? all : undefined;
+      },
+      20_000,
+    );
     assert.ok(spans.length >= 2);
   } finally {
     child.kill('SIGTERM');

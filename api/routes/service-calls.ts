@@ -8,12 +8,7 @@ import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
 import { findServiceCall, toView } from '../../projections/service-calls';
 import { BadRequestError, UnprocessableError } from '../problem';
-import {
-  cancelRouteSchema,
-  getRouteSchema,
-  submitRouteSchema,
-  type SubmitBody,
-} from '../schemas';
+import { cancelRouteSchema, getRouteSchema, submitRouteSchema, type SubmitBody } from '../schemas';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Control characters other than tab would let a value split or smuggle a header.

@@ -23,7 +23,11 @@ const secretsResponse = {
           id: { type: 'string', format: 'uuid' },
           secret: { type: 'string', description: '`whsec_` followed by the base64 key.' },
           createdAt: { type: 'string', format: 'date-time' },
-          expiresAt: { type: ['string', 'null'], format: 'date-time', description: 'Set once a newer secret replaced it.' },
+          expiresAt: {
+            type: ['string', 'null'],
+            format: 'date-time',
+            description: 'Set once a newer secret replaced it.',
+          },
         },
       },
     },

@@ -8,18 +8,66 @@ const policy = new EgressPolicy([]);
 
 describe('address policy', () => {
   const refused = [
-    '127.0.0.1', '127.255.255.254', '0.0.0.0', '0.1.2.3', '10.0.0.1', '10.255.255.255', '172.16.0.1', '172.31.255.255',
-    '192.168.1.1', '169.254.169.254', '169.254.0.1', '100.64.0.1', '100.127.255.255', '224.0.0.1', '239.255.255.250',
-    '240.0.0.1', '255.255.255.255', '192.0.2.1', '198.51.100.7', '203.0.113.9', '198.18.0.1', '192.0.0.8',
-    '::', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '::ffff:169.254.169.254', '::127.0.0.1',
-    '::10.1.2.3', '2002:7f00:1::', '2002:a9fe:a9fe::1', '64:ff9b::127.0.0.1', '64:ff9b::a9fe:a9fe', '64:ff9b:1::1',
-    'fc00::1', 'fd12:3456:789a::1', 'fe80::1', 'fe80::1%25eth0'.split('%')[0]!, 'ff02::1', 'ff05::2', '2001:db8::1',
-    '2001::1', '100::1', '[::1]',
+    '127.0.0.1',
+    '127.255.255.254',
+    '0.0.0.0',
+    '0.1.2.3',
+    '10.0.0.1',
+    '10.255.255.255',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '169.254.0.1',
+    '100.64.0.1',
+    '100.127.255.255',
+    '224.0.0.1',
+    '239.255.255.250',
+    '240.0.0.1',
+    '255.255.255.255',
+    '192.0.2.1',
+    '198.51.100.7',
+    '203.0.113.9',
+    '198.18.0.1',
+    '192.0.0.8',
+    '::',
+    '::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::ffff:10.0.0.1',
+    '::ffff:169.254.169.254',
+    '::127.0.0.1',
+    '::10.1.2.3',
+    '2002:7f00:1::',
+    '2002:a9fe:a9fe::1',
+    '64:ff9b::127.0.0.1',
+    '64:ff9b::a9fe:a9fe',
+    '64:ff9b:1::1',
+    'fc00::1',
+    'fd12:3456:789a::1',
+    'fe80::1',
+    'fe80::1%25eth0'.split('%')[0]!,
+    'ff02::1',
+    'ff05::2',
+    '2001:db8::1',
+    '2001::1',
+    '100::1',
+    '[::1]',
   ];
   for (const address of refused) {
     test(`refuses ${address}`, () => assert.notEqual(policy.refuseAddress(address), undefined));
   }
-  const allowed = ['8.8.8.8', '1.1.1.1', '93.184.215.14', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450::1', '::ffff:8.8.8.8', '2002:808:808::1'];
+  const allowed = [
+    '8.8.8.8',
+    '1.1.1.1',
+    '93.184.215.14',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700:4700::1111',
+    '2a00:1450::1',
+    '::ffff:8.8.8.8',
+    '2002:808:808::1',
+  ];
   for (const address of allowed) {
     test(`allows ${address}`, () => assert.equal(policy.refuseAddress(address), undefined));
   }
@@ -46,11 +94,26 @@ describe('address policy', () => {
 
 describe('URL policy at submit', () => {
   const refusedUrls = [
-    'http://127.0.0.1/', 'http://2130706433/', 'http://0x7f000001/', 'http://0177.0.0.1/', 'http://127.1/',
-    'http://0x7f.0.0.1/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://[0:0:0:0:0:ffff:7f00:1]/',
-    'http://localhost/', 'http://LOCALHOST./', 'http://api.localhost/', 'http://169.254.169.254/latest/meta-data/',
-    'http://[fe80::1]/', 'http://10.0.0.1:8080/', 'http://user:pass@example.com/', 'http://user@example.com/',
-    'http://0/', 'http://[::]/', 'http://[64:ff9b::7f00:1]/',
+    'http://127.0.0.1/',
+    'http://2130706433/',
+    'http://0x7f000001/',
+    'http://0177.0.0.1/',
+    'http://127.1/',
+    'http://0x7f.0.0.1/',
+    'http://[::1]/',
+    'http://[::ffff:127.0.0.1]/',
+    'http://[0:0:0:0:0:ffff:7f00:1]/',
+    'http://localhost/',
+    'http://LOCALHOST./',
+    'http://api.localhost/',
+    'http://169.254.169.254/latest/meta-data/',
+    'http://[fe80::1]/',
+    'http://10.0.0.1:8080/',
+    'http://user:pass@example.com/',
+    'http://user@example.com/',
+    'http://0/',
+    'http://[::]/',
+    'http://[64:ff9b::7f00:1]/',
   ];
   for (const url of refusedUrls) {
     test(`refuses ${url}`, () => assert.notEqual(policy.refuseUrl(new URL(url)), undefined));
@@ -100,7 +163,10 @@ describe('connect-time guard', () => {
       { address: '1.1.1.1', family: 4 },
       { address: '10.0.0.5', family: 4 },
     ];
-    const err = await connect(createGuardedConnector({ policy, lookup, base: recordingBase(dialled) }), 'mixed.example');
+    const err = await connect(
+      createGuardedConnector({ policy, lookup, base: recordingBase(dialled) }),
+      'mixed.example',
+    );
     assert.match(String(err?.message), /10\.0\.0\.5 is a private address/);
     assert.deepEqual(dialled, []);
   });

@@ -41,22 +41,41 @@ async function submit(body: Record<string, unknown>) {
 }
 
 async function finished(id: string) {
-  return eventually(`call ${id} to finish`, async () => {
-    const r = await call(env, 'GET', `/v1/service-calls/${id}`);
-    return ['Succeeded', 'Failed'].includes(String(r.body.status)) ? r.body : undefined;
-  }, 30_000);
+  return eventually(
+    `call ${id} to finish`,
+    async () => {
+      const r = await call(env, 'GET', `/v1/service-calls/${id}`);
+      return ['Succeeded', 'Failed'].includes(String(r.body.status)) ? r.body : undefined;
+    },
+    30_000,
+  );
 }
 
 describe('egress guard', () => {
   test('loopback in every spelling never receives a connection', async () => {
     const p = canaryPort;
     const atSubmit = [
-      `http://127.0.0.1:${p}/`, `http://127.1:${p}/`, `http://2130706433:${p}/`, `http://0x7f000001:${p}/`,
-      `http://0177.0.0.1:${p}/`, `http://0x7f.0.0.1:${p}/`, `http://127.0.0.2:${p}/`, `http://[::1]:${p}/`,
-      `http://[::ffff:127.0.0.1]:${p}/`, `http://[::ffff:7f00:1]:${p}/`, `http://[0:0:0:0:0:ffff:7f00:1]:${p}/`,
-      `http://[::127.0.0.1]:${p}/`, `http://[64:ff9b::7f00:1]:${p}/`, `http://[2002:7f00:1::]:${p}/`,
-      `http://localhost:${p}/`, `http://LOCALHOST.:${p}/`, `http://a.b.localhost:${p}/`, `http://0.0.0.0:${p}/`,
-      `http://0:${p}/`, `http://[::]:${p}/`, `http://user:pw@127.0.0.3:${p}/`,
+      `http://127.0.0.1:${p}/`,
+      `http://127.1:${p}/`,
+      `http://2130706433:${p}/`,
+      `http://0x7f000001:${p}/`,
+      `http://0177.0.0.1:${p}/`,
+      `http://0x7f.0.0.1:${p}/`,
+      `http://127.0.0.2:${p}/`,
+      `http://[::1]:${p}/`,
+      `http://[::ffff:127.0.0.1]:${p}/`,
+      `http://[::ffff:7f00:1]:${p}/`,
+      `http://[0:0:0:0:0:ffff:7f00:1]:${p}/`,
+      `http://[::127.0.0.1]:${p}/`,
+      `http://[64:ff9b::7f00:1]:${p}/`,
+      `http://[2002:7f00:1::]:${p}/`,
+      `http://localhost:${p}/`,
+      `http://LOCALHOST.:${p}/`,
+      `http://a.b.localhost:${p}/`,
+      `http://0.0.0.0:${p}/`,
+      `http://0:${p}/`,
+      `http://[::]:${p}/`,
+      `http://user:pw@127.0.0.3:${p}/`,
     ];
     for (const url of atSubmit) {
       const r = await submit({ request: { method: 'GET', url } });
@@ -86,7 +105,12 @@ describe('egress guard', () => {
       headers: { location: `http://127.0.0.1:${canaryPort}/stolen`, 'set-cookie': 'tracking=1' },
     }));
     const r = await submit({
-      request: { method: 'POST', url: target.url('/redirect'), headers: { 'X-Api-Key': 'k-123', Cookie: 'c=1' }, body: { a: 1 } },
+      request: {
+        method: 'POST',
+        url: target.url('/redirect'),
+        headers: { 'X-Api-Key': 'k-123', Cookie: 'c=1' },
+        body: { a: 1 },
+      },
     });
     const done = await finished(String(r.body.id));
     assert.equal(done.status, 'Failed');
@@ -131,7 +155,11 @@ describe('responses', () => {
 
   test('a binary body is kept as base64', async () => {
     const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80]);
-    target.route('/binary', () => ({ status: 200, body: bytes, headers: { 'content-type': 'application/octet-stream' } }));
+    target.route('/binary', () => ({
+      status: 200,
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream' },
+    }));
     const r = await submit({ request: { method: 'GET', url: target.url('/binary') } });
     const done = await finished(String(r.body.id));
     assert.equal(done.result.snippetEncoding, 'base64');
@@ -154,7 +182,10 @@ describe('responses', () => {
 describe('retries', () => {
   function sequence(path: string, statuses: { status: number; headers?: Record<string, string> }[]) {
     let n = 0;
-    target.route(path, () => ({ ...(statuses[Math.min(n++, statuses.length - 1)] ?? { status: 200 }), body: `answer ${n}` }));
+    target.route(path, () => ({
+      ...(statuses[Math.min(n++, statuses.length - 1)] ?? { status: 200 }),
+      body: `answer ${n}`,
+    }));
   }
 
   test('5xx twice then 2xx: three attempts in order, spaced by the backoff, one key throughout', async () => {
@@ -165,8 +196,14 @@ describe('retries', () => {
     });
     const done = await finished(String(r.body.id));
     assert.equal(done.status, 'Succeeded');
-    assert.deepEqual(done.attempts.map((a: { attempt: number }) => a.attempt), [1, 2, 3]);
-    assert.deepEqual(done.attempts.map((a: { statusCode: number }) => a.statusCode), [503, 500, 200]);
+    assert.deepEqual(
+      done.attempts.map((a: { attempt: number }) => a.attempt),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      done.attempts.map((a: { statusCode: number }) => a.statusCode),
+      [503, 500, 200],
+    );
     const hits = target.hitsFor('/flaky');
     assert.equal(hits.length, 3);
     assert.ok(hits[1]!.at - hits[0]!.at >= 300, `first gap ${hits[1]!.at - hits[0]!.at} ms`);
@@ -211,7 +248,14 @@ describe('retries', () => {
   });
 
   test('retry bounds are validated', async () => {
-    for (const retry of [{ maxAttempts: 0 }, { maxAttempts: 21 }, { initialIntervalMs: 5 }, { backoffCoefficient: 0.5 }, { initialIntervalMs: 5000, maxIntervalMs: 1000 }, { extra: 1 }]) {
+    for (const retry of [
+      { maxAttempts: 0 },
+      { maxAttempts: 21 },
+      { initialIntervalMs: 5 },
+      { backoffCoefficient: 0.5 },
+      { initialIntervalMs: 5000, maxIntervalMs: 1000 },
+      { extra: 1 },
+    ]) {
       const r = await submit({ request: { method: 'GET', url: target.url('/x') }, retry });
       assert.equal(r.status, 400, JSON.stringify(retry));
     }

@@ -31,7 +31,12 @@ const plantedRequest = () => ({
   request: {
     method: 'POST',
     url: env.target.url('/private'),
-    headers: { Authorization: `Bearer ${SECRET}`, 'X-Api-Key': SECRET, 'X-Session-Token': SECRET, Accept: 'text/plain' },
+    headers: {
+      Authorization: `Bearer ${SECRET}`,
+      'X-Api-Key': SECRET,
+      'X-Session-Token': SECRET,
+      Accept: 'text/plain',
+    },
     body: { password: SECRET },
   },
 });
@@ -39,7 +44,8 @@ const plantedRequest = () => ({
 /** Every string inside a value, payload bytes decoded as UTF-8 as well. */
 function strings(value: unknown, out: string[] = []): string[] {
   if (typeof value === 'string') out.push(value);
-  else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'), Buffer.from(value).toString('base64'));
+  else if (value instanceof Uint8Array)
+    out.push(Buffer.from(value).toString('utf8'), Buffer.from(value).toString('base64'));
   else if (Array.isArray(value)) for (const v of value) strings(v, out);
   else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) strings(v, out);
   return out;
@@ -93,15 +99,24 @@ test('the planted secret is found only where it must go', async () => {
 
   // Logs of every role in this process.
   assert.ok(logLines.length > 0);
-  assert.ok(logLines.some((l) => l.includes(id)), 'the call was logged');
+  assert.ok(
+    logLines.some((l) => l.includes(id)),
+    'the call was logged',
+  );
   for (const line of logLines) assert.ok(!line.includes(SECRET), `a log line holds the secret: ${line}`);
 
   // Temporal history, payloads decoded.
-  const { client, connection } = lazyTemporalClient({ address: env.infra.temporalAddress, namespace: env.config.temporalNamespace });
+  const { client, connection } = lazyTemporalClient({
+    address: env.infra.temporalAddress,
+    namespace: env.config.temporalNamespace,
+  });
   try {
     const history = await client.workflow.getHandle(workflowIdFor(env.tenants.a.id, id)).fetchHistory();
     const all = strings(history);
-    assert.ok(all.some((s) => s.includes(id)), 'the history names the call');
+    assert.ok(
+      all.some((s) => s.includes(id)),
+      'the history names the call',
+    );
     for (const s of all) assert.ok(!s.includes(SECRET), 'Temporal history holds the secret');
   } finally {
     await connection.close();

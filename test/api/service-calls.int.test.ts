@@ -107,7 +107,10 @@ describe('due-now calls', () => {
 describe('future calls', () => {
   test('dueAt 3 s ahead: Scheduled until then, hit once, never before dueAt', async () => {
     const dueAt = new Date(Date.now() + 3_000);
-    const submitted = await submit({ request: { method: 'GET', url: env.target.url('/later') }, dueAt: dueAt.toISOString() });
+    const submitted = await submit({
+      request: { method: 'GET', url: env.target.url('/later') },
+      dueAt: dueAt.toISOString(),
+    });
     assert.equal(submitted.status, 202);
     assert.equal(submitted.body.dueAt, dueAt.toISOString());
     const id = String(submitted.body.id);
@@ -158,8 +161,14 @@ describe('idempotent submit', () => {
     const at = Date.now() + 60_000;
     const a = new Date(at).toISOString();
     const b = new Date(at).toISOString().replace('Z', '+00:00');
-    const first = await submit({ request: { method: 'GET', url: env.target.url('/x') }, dueAt: a }, { 'idempotency-key': 'same-instant' });
-    const second = await submit({ dueAt: b, request: { url: env.target.url('/x'), method: 'GET' } }, { 'idempotency-key': 'same-instant' });
+    const first = await submit(
+      { request: { method: 'GET', url: env.target.url('/x') }, dueAt: a },
+      { 'idempotency-key': 'same-instant' },
+    );
+    const second = await submit(
+      { dueAt: b, request: { url: env.target.url('/x'), method: 'GET' } },
+      { 'idempotency-key': 'same-instant' },
+    );
     assert.equal(first.status, 202);
     assert.equal(second.status, 200);
     await call(env, 'POST', `/v1/service-calls/${String(first.body.id)}/cancel`);
@@ -167,9 +176,7 @@ describe('idempotent submit', () => {
 
   test('20 concurrent submits with one key: one id, one workflow, one hit', async () => {
     const body = { request: { method: 'POST', url: env.target.url('/concurrent'), body: { n: 1 } } };
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => submit(body, { 'idempotency-key': 'burst-1' })),
-    );
+    const results = await Promise.all(Array.from({ length: 20 }, () => submit(body, { 'idempotency-key': 'burst-1' })));
     const ids = new Set(results.map((r) => String(r.body.id)));
     assert.equal(ids.size, 1);
     assert.equal(results.filter((r) => r.status === 202).length, 1);
@@ -201,9 +208,15 @@ describe('idempotent submit', () => {
   });
 
   test('same key, different body → 422; same key under another tenant is unrelated', async () => {
-    const first = await submit({ request: { method: 'GET', url: env.target.url('/k') } }, { 'idempotency-key': 'shared-key' });
+    const first = await submit(
+      { request: { method: 'GET', url: env.target.url('/k') } },
+      { 'idempotency-key': 'shared-key' },
+    );
     assert.equal(first.status, 202);
-    const changed = await submit({ request: { method: 'GET', url: env.target.url('/k2') } }, { 'idempotency-key': 'shared-key' });
+    const changed = await submit(
+      { request: { method: 'GET', url: env.target.url('/k2') } },
+      { 'idempotency-key': 'shared-key' },
+    );
     assert.equal(changed.status, 422);
     assert.equal(changed.headers['content-type'], 'application/problem+json; charset=utf-8');
     const other = await submit(
@@ -235,7 +248,10 @@ describe('cancel', () => {
     const shown = await waitForStatus(id, ['Cancelled']);
     assert.equal(shown.result, null);
     const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
-    assert.deepEqual(events.map((e) => e.type), ['ServiceCallSubmitted', 'ServiceCallCancelled']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ServiceCallSubmitted', 'ServiceCallCancelled'],
+    );
   });
 
   test('after it ran: 409; another tenant or an unknown id: 404', async () => {

@@ -14,7 +14,11 @@ after(async () => {
 
 const valid = () => ({ request: { method: 'GET', url: 'https://example.com/hook' } });
 
-function expectProblem(r: { status: number; headers: Record<string, unknown>; body: Record<string, any> }, status: number, field?: string) {
+function expectProblem(
+  r: { status: number; headers: Record<string, unknown>; body: Record<string, any> },
+  status: number,
+  field?: string,
+) {
   assert.equal(r.status, status, JSON.stringify(r.body));
   assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
   assert.equal(r.body.status, status);
@@ -68,9 +72,17 @@ describe('submit validation', () => {
     ['headers not an object', { request: { ...valid().request, headers: ['a'] } }, 'request.headers'],
     ['header value not a string', { request: { ...valid().request, headers: { 'x-n': 1 } } }, 'request.headers.x-n'],
     ['bad header name', { request: { ...valid().request, headers: { 'bad name': 'x' } } }, 'request.headers.bad name'],
-    ['header value with CRLF', { request: { ...valid().request, headers: { 'x-a': 'a\r\nx-b: b' } } }, 'request.headers.x-a'],
+    [
+      'header value with CRLF',
+      { request: { ...valid().request, headers: { 'x-a': 'a\r\nx-b: b' } } },
+      'request.headers.x-a',
+    ],
     ['reserved header', { request: { ...valid().request, headers: { Host: 'evil.example' } } }, 'request.headers.Host'],
-    ['duplicate header', { request: { ...valid().request, headers: { 'X-A': '1', 'x-a': '2' } } }, 'request.headers.x-a'],
+    [
+      'duplicate header',
+      { request: { ...valid().request, headers: { 'X-A': '1', 'x-a': '2' } } },
+      'request.headers.x-a',
+    ],
     ['HEAD with body', { request: { method: 'HEAD', url: 'https://example.com', body: 'x' } }, 'request.body'],
     ['dueAt without offset', { ...valid(), dueAt: '2030-01-01T10:00:00' }, 'dueAt'],
     ['dueAt not a date', { ...valid(), dueAt: 'tomorrow' }, 'dueAt'],
@@ -127,7 +139,10 @@ describe('submit validation', () => {
       const r = await call(env, 'POST', '/v1/service-calls', { body: valid(), headers: { 'idempotency-key': key } });
       expectProblem(r, 400, 'Idempotency-Key');
     }
-    const ok = await call(env, 'POST', '/v1/service-calls', { body: valid(), headers: { 'idempotency-key': 'x'.repeat(255) } });
+    const ok = await call(env, 'POST', '/v1/service-calls', {
+      body: valid(),
+      headers: { 'idempotency-key': 'x'.repeat(255) },
+    });
     assert.equal(ok.status, 202);
   });
 

@@ -74,7 +74,10 @@ describe('appendToStream', () => {
     );
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
     assert.ok(results.every((r) => r.status === 'fulfilled' || r.reason instanceof ConcurrencyError));
-    assert.deepEqual((await readStream(env.database.db, stream)).map((e) => e.version), [1, 2]);
+    assert.deepEqual(
+      (await readStream(env.database.db, stream)).map((e) => e.version),
+      [1, 2],
+    );
   });
 });
 
@@ -101,7 +104,10 @@ describe('gap-free log reading', () => {
 
       await slow.query('commit');
       assert.equal(await runConsumerOnce(env.database.db, consumer, 1000), 2);
-      assert.deepEqual(seen.map((e) => e.aggregateId), [early, late]);
+      assert.deepEqual(
+        seen.map((e) => e.aggregateId),
+        [early, late],
+      );
       // The naive reader would have passed `late` first and never returned to `early`.
       assert.ok(seen[0]!.globalPosition < seen[1]!.globalPosition);
     } finally {

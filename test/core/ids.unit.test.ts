@@ -7,7 +7,10 @@ import { redactHeaders } from '../../core/redact';
 
 test('uuidV5 matches the RFC 9562 test vector', () => {
   // RFC 9562 appendix A.4: name "www.example.com" in the DNS namespace.
-  assert.equal(uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8'), '2ed6657d-e927-568b-95e1-2665a8aea6a2');
+  assert.equal(
+    uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8'),
+    '2ed6657d-e927-568b-95e1-2665a8aea6a2',
+  );
 });
 
 test('a call id is stable per (tenant, key), distinct across tenants, random without a key', () => {
@@ -25,7 +28,12 @@ test('the fingerprint ignores key order and instant spelling, not content', () =
   const base: SubmitCommand = {
     tenantId: 't',
     idempotencyKey: 'k',
-    request: { method: 'POST', url: 'https://e.com', headers: { a: '1', b: '2' }, body: { kind: 'json', json: { x: 1, y: [1, 2] } } },
+    request: {
+      method: 'POST',
+      url: 'https://e.com',
+      headers: { a: '1', b: '2' },
+      body: { kind: 'json', json: { x: 1, y: [1, 2] } },
+    },
     dueAt: '2030-01-01T00:00:00Z',
     tags: ['a'],
     retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
@@ -36,7 +44,12 @@ test('the fingerprint ignores key order and instant spelling, not content', () =
   const reordered: SubmitCommand = {
     ...base,
     correlationId: 'other',
-    request: { body: { kind: 'json', json: { y: [1, 2], x: 1 } }, headers: { b: '2', a: '1' }, url: 'https://e.com', method: 'POST' },
+    request: {
+      body: { kind: 'json', json: { y: [1, 2], x: 1 } },
+      headers: { b: '2', a: '1' },
+      url: 'https://e.com',
+      method: 'POST',
+    },
     dueAt: '2030-01-01T01:00:00+01:00',
   };
   assert.equal(fingerprintOf(base, keyring), fingerprintOf(reordered, keyring));
@@ -44,7 +57,10 @@ test('the fingerprint ignores key order and instant spelling, not content', () =
   assert.notEqual(fingerprintOf(base, keyring), fingerprintOf({ ...base, dueAt: undefined }, keyring));
   assert.notEqual(
     fingerprintOf(base, keyring),
-    fingerprintOf({ ...base, request: { ...base.request, body: { kind: 'json', json: { x: 1, y: [2, 1] } } } }, keyring),
+    fingerprintOf(
+      { ...base, request: { ...base.request, body: { kind: 'json', json: { x: 1, y: [2, 1] } } } },
+      keyring,
+    ),
   );
   // Keyed: another key gives another fingerprint for the same request.
   assert.notEqual(fingerprintOf(base, keyring), fingerprintOf(base, new Keyring(Buffer.alloc(32, 8))));

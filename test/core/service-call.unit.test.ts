@@ -35,8 +35,18 @@ const submitted = (): ServiceCallEvent => ({
     timeoutMs: 10000,
   },
 });
-const due = (v: number): ServiceCallEvent => ({ ...envelope('DueTimeReached'), type: 'DueTimeReached', version: v, data: { reachedAt: '2030-01-01T00:01:00.000Z' } });
-const cancelled = (v: number): ServiceCallEvent => ({ ...envelope('ServiceCallCancelled'), type: 'ServiceCallCancelled', version: v, data: { source: 'api' } });
+const due = (v: number): ServiceCallEvent => ({
+  ...envelope('DueTimeReached'),
+  type: 'DueTimeReached',
+  version: v,
+  data: { reachedAt: '2030-01-01T00:01:00.000Z' },
+});
+const cancelled = (v: number): ServiceCallEvent => ({
+  ...envelope('ServiceCallCancelled'),
+  type: 'ServiceCallCancelled',
+  version: v,
+  data: { source: 'api' },
+});
 const attempt = (n: number, statusCode: number) => ({
   attempt: n,
   startedAt: 'a',
@@ -61,7 +71,16 @@ const finished = (v: number, ok: boolean): ServiceCallEvent => ({
   version: v,
   data: {
     attempt: attempt(1, ok ? 200 : 500),
-    result: { outcome: ok ? 'Succeeded' : 'Failed', statusCode: ok ? 200 : 500, latencyMs: 3, responseSnippet: 's', snippetEncoding: 'utf8', truncated: false, responseHeaders: {}, error: null },
+    result: {
+      outcome: ok ? 'Succeeded' : 'Failed',
+      statusCode: ok ? 200 : 500,
+      latencyMs: 3,
+      responseSnippet: 's',
+      snippetEncoding: 'utf8',
+      truncated: false,
+      responseHeaders: {},
+      error: null,
+    },
   },
 });
 
@@ -93,9 +112,15 @@ describe('evolve', () => {
     assert.equal(retrying?.status, 'Running');
     assert.equal(retrying?.nextAttemptAt, '2030-01-01T00:02:00.000Z');
     assert.equal(retrying?.attempts.length, 1);
-    const done = given(submitted(), due(2), attemptFailed(3, 1), { ...finished(4, true), data: { ...(finished(4, true).data as object), attempt: attempt(2, 200) } } as ServiceCallEvent);
+    const done = given(submitted(), due(2), attemptFailed(3, 1), {
+      ...finished(4, true),
+      data: { ...(finished(4, true).data as object), attempt: attempt(2, 200) },
+    } as ServiceCallEvent);
     assert.equal(done?.status, 'Succeeded');
-    assert.deepEqual(done?.attempts.map((a) => a.attempt), [1, 2]);
+    assert.deepEqual(
+      done?.attempts.map((a) => a.attempt),
+      [1, 2],
+    );
     assert.equal(done?.nextAttemptAt, null);
     // An attempt number out of order is refused.
     assert.throws(() => given(submitted(), due(2), attemptFailed(3, 2)), InvalidTransitionError);

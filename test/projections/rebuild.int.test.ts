@@ -28,7 +28,11 @@ const projection = REBUILDABLE_PROJECTIONS.find((p) => p.name === PROJECTION_NAM
 async function submit(i: number, opts: { future?: boolean } = {}): Promise<string> {
   const r = await call(env, 'POST', '/v1/service-calls', {
     body: {
-      request: { method: 'POST', url: env.target.url(i % 4 === 0 ? '/status/503' : `/ok/${i}`), headers: { 'x-api-key': `k${i}` } },
+      request: {
+        method: 'POST',
+        url: env.target.url(i % 4 === 0 ? '/status/503' : `/ok/${i}`),
+        headers: { 'x-api-key': `k${i}` },
+      },
       tags: [`n${i % 3}`],
       ...(opts.future === true ? { dueAt: new Date(Date.now() + 10 * 60_000).toISOString() } : {}),
     },
@@ -63,7 +67,9 @@ async function expectedViews(): Promise<Map<string, ReturnType<typeof toView>>> 
     const key = `${e.tenantId}/${e.aggregateId}`;
     byCall.set(key, [...(byCall.get(key) ?? []), e]);
   }
-  return new Map([...byCall].map(([key, events]) => [key, toView(fold(events.sort((a, b) => a.version - b.version))!)]));
+  return new Map(
+    [...byCall].map(([key, events]) => [key, toView(fold(events.sort((a, b) => a.version - b.version))!)]),
+  );
 }
 
 async function assertEqualsRebuildFromEvents(): Promise<number> {

@@ -5,7 +5,13 @@ import { consumerCheckpoints, serviceCalls } from '../../drizzle/schema';
 import type { StoredEvent } from '../../core/events';
 import { LOG_START, readLogAfter } from '../../core/event-store';
 import { fold } from '../../core/service-call';
-import { PROJECTION_NAME, applyEvents, findServiceCall, serviceCallsProjection, toView } from '../../projections/service-calls';
+import {
+  PROJECTION_NAME,
+  applyEvents,
+  findServiceCall,
+  serviceCallsProjection,
+  toView,
+} from '../../projections/service-calls';
 import { runConsumerOnce, type LogConsumer } from '../../projections/relay';
 import { call, createTestEnv, type TestEnv } from '../support/env';
 import { eventually } from '../support/net';
@@ -22,7 +28,8 @@ after(async () => {
 async function rebuildInMemory(): Promise<Map<string, ReturnType<typeof toView>>> {
   const all = await readLogAfter(env.database.db, LOG_START, 1_000_000);
   const byCall = new Map<string, StoredEvent[]>();
-  for (const e of all) byCall.set(`${e.tenantId}/${e.aggregateId}`, [...(byCall.get(`${e.tenantId}/${e.aggregateId}`) ?? []), e]);
+  for (const e of all)
+    byCall.set(`${e.tenantId}/${e.aggregateId}`, [...(byCall.get(`${e.tenantId}/${e.aggregateId}`) ?? []), e]);
   const out = new Map<string, ReturnType<typeof toView>>();
   for (const [key, events] of byCall) {
     out.set(key, toView(fold(events.sort((a, b) => a.version - b.version))!));
@@ -38,7 +45,11 @@ test('the projection stopped and restarted mid-stream ends equal to a rebuild fr
     const future = i % 5 === 0;
     const r = await call(env, 'POST', '/v1/service-calls', {
       body: {
-        request: { method: 'POST', url: env.target.url(i % 3 === 0 ? '/status/503' : '/ok'), headers: { 'x-api-key': `k${i}` } },
+        request: {
+          method: 'POST',
+          url: env.target.url(i % 3 === 0 ? '/status/503' : '/ok'),
+          headers: { 'x-api-key': `k${i}` },
+        },
         tags: [`n${i % 4}`],
         ...(future ? { dueAt: new Date(Date.now() + 60_000).toISOString() } : {}),
       },
@@ -46,10 +57,16 @@ test('the projection stopped and restarted mid-stream ends equal to a rebuild fr
     ids.push(String(r.body.id));
     if (future) await call(env, 'POST', `/v1/service-calls/${String(r.body.id)}/cancel`);
   }
-  await eventually('every call to finish', async () => {
-    const states = await Promise.all(ids.map((id) => findServiceCall(env.database.db, env.tenants.a.id, id)));
-    return states.every((s) => s !== undefined && ['Succeeded', 'Failed', 'Cancelled'].includes(s.status)) ? true : undefined;
-  }, 30_000);
+  await eventually(
+    'every call to finish',
+    async () => {
+      const states = await Promise.all(ids.map((id) => findServiceCall(env.database.db, env.tenants.a.id, id)));
+      return states.every((s) => s !== undefined && ['Succeeded', 'Failed', 'Cancelled'].includes(s.status))
+        ? true
+        : undefined;
+    },
+    30_000,
+  );
   await relay.stop();
 
   // Start the read model over, then project in small batches with a crash in the middle.
@@ -81,5 +98,8 @@ test('the projection stopped and restarted mid-stream ends equal to a rebuild fr
   }
   const statuses = rows.map((r) => r.status).sort();
   assert.ok(statuses.includes('Succeeded') && statuses.includes('Failed') && statuses.includes('Cancelled'));
-  assert.ok(rows.every((r) => JSON.stringify(r.headers).includes('[REDACTED]')), 'headers are stored redacted');
+  assert.ok(
+    rows.every((r) => JSON.stringify(r.headers).includes('[REDACTED]')),
+    'headers are stored redacted',
+  );
 });

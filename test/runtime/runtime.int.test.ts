@@ -113,9 +113,8 @@ describe('temporal runtime', () => {
   test('refuses a busy port with a clear error', { timeout: 30_000 }, async () => {
     assert.ok(cliPath);
     await withBusyPort(async (port) => {
-      await assert.rejects(
-        startTemporalDevServer({ cliPath, port, namespace: 'default', log }),
-        (err: Error) => err.message.includes(`port ${port}`),
+      await assert.rejects(startTemporalDevServer({ cliPath, port, namespace: 'default', log }), (err: Error) =>
+        err.message.includes(`port ${port}`),
       );
     });
   });

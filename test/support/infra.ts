@@ -73,7 +73,14 @@ export async function startTestInfra(log: (msg: string) => void): Promise<TestIn
     }
     const bundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../../workflows'),
-      logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: log, error: log },
+      logger: {
+        log: () => undefined,
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: log,
+        error: log,
+      },
     });
     const bundlePath = path.join(tmp, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundle.code);

@@ -50,7 +50,11 @@ export class TargetServer {
           this.fallback?.(hit) ??
           (statusMatch?.[1] !== undefined
             ? { status: Number(statusMatch[1]), body: `status ${statusMatch[1]}` }
-            : { status: 200, body: JSON.stringify({ ok: true, path }), headers: { 'content-type': 'application/json' } });
+            : {
+                status: 200,
+                body: JSON.stringify({ ok: true, path }),
+                headers: { 'content-type': 'application/json' },
+              });
         const send = () => {
           if (response.handle !== undefined) return response.handle(res);
           res.writeHead(response.status, response.headers);

@@ -23,9 +23,14 @@ async function statusOf(id: string): Promise<string> {
 async function workerUp(): Promise<ChildProcess> {
   const child = env.spawnRole('worker');
   // A due-now probe call finishing proves the new worker polls the task queue.
-  const probe = await call(env, 'POST', '/v1/service-calls', { body: { request: { method: 'GET', url: env.target.url('/probe') } } });
-  await eventually('the worker to run a probe call', async () =>
-    (await statusOf(String(probe.body.id))) === 'Succeeded' ? true : undefined, 60_000);
+  const probe = await call(env, 'POST', '/v1/service-calls', {
+    body: { request: { method: 'GET', url: env.target.url('/probe') } },
+  });
+  await eventually(
+    'the worker to run a probe call',
+    async () => ((await statusOf(String(probe.body.id))) === 'Succeeded' ? true : undefined),
+    60_000,
+  );
   return child;
 }
 
@@ -46,13 +51,19 @@ test('worker killed and restarted while a timer is pending', async () => {
   assert.equal(await statusOf(id), 'Scheduled');
 
   const second = await workerUp();
-  await eventually('the call to succeed on the new worker', async () =>
-    (await statusOf(id)) === 'Succeeded' ? true : undefined, 30_000);
+  await eventually(
+    'the call to succeed on the new worker',
+    async () => ((await statusOf(id)) === 'Succeeded' ? true : undefined),
+    30_000,
+  );
   await sleep(500);
   const hits = env.target.hitsFor('/timer');
   assert.equal(hits.length, 1);
   assert.ok(hits[0]!.at >= dueAt.getTime());
   const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
-  assert.deepEqual(events.map((e) => e.type), ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
+  );
   second.kill('SIGTERM');
 });
