@@ -40,6 +40,23 @@ export interface RunningRole {
   stop(): Promise<void>;
 }
 
+const READINESS_TIMEOUT_MS = 2_000;
+
+/** true when `work` succeeds within READINESS_TIMEOUT_MS, false when it fails or takes longer. */
+function withinTimeout(work: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), READINESS_TIMEOUT_MS);
+  });
+  return Promise.race([
+    work.then(
+      () => true,
+      () => false,
+    ),
+    timeout,
+  ]).finally(() => clearTimeout(timer));
+}
+
 export async function startApi({
   config,
   infra,
@@ -49,6 +66,19 @@ export async function startApi({
   const database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-api' });
   // The API needs Temporal only to report readiness: a submit is durable in Postgres alone.
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
+  // The deadline also ends the client's own retries of an unreachable server.
+  const temporalCheck = () =>
+    temporal.connection.withDeadline(Date.now() + READINESS_TIMEOUT_MS, () =>
+      temporal.connection.workflowService.describeNamespace({ namespace: config.temporalNamespace }),
+    );
+  // Closing the connection under a call still in flight throws from inside the gRPC client:
+  // stop() waits for the checks it started.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>) => {
+    const settled = work.catch(() => undefined).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+    return work;
+  };
   const fastify = buildServer(
     {
       db: database.db,
@@ -65,15 +95,10 @@ export async function startApi({
         : { temporalUi: { url: config.temporalUiUrl, namespace: config.temporalNamespace } }),
       extraMetrics: () => temporalWorkerMetrics(),
       async readiness() {
+        // Each check answers within READINESS_TIMEOUT_MS: a probe must never hang.
         const [postgres, temporalOk] = await Promise.all([
-          database.pool.query('select 1').then(
-            () => true,
-            () => false,
-          ),
-          temporal.connection.workflowService.describeNamespace({ namespace: config.temporalNamespace }).then(
-            () => true,
-            () => false,
-          ),
+          withinTimeout(database.pool.query('select 1')),
+          withinTimeout(track(temporalCheck())),
         ]);
         return { postgres, temporal: temporalOk };
       },
@@ -87,6 +112,7 @@ export async function startApi({
     url,
     async stop() {
       await fastify.close();
+      await Promise.all(inFlight);
       await temporal.connection.close();
       await database.close();
     },
@@ -98,6 +124,26 @@ function egressPolicy(config: Config): EgressPolicy {
     return new EgressPolicy(config.egressAllowlist);
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * A worker started with (or before) its Temporal server waits for it, up to a minute, rather
+ * than exiting at once: containers start in any order.
+ */
+async function connectWithRetry(address: string, log: Logger): Promise<NativeConnection> {
+  const deadline = Date.now() + 60_000;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      log.warn(
+        { address, retryInMs: delay, err: err instanceof Error ? err.message : String(err) },
+        'Temporal not reachable yet',
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
 
@@ -139,7 +185,7 @@ export async function temporalWorkerMetrics(): Promise<string> {
 export async function startWorker({ config, infra, log, keyring }: RoleContext): Promise<RunningRole> {
   await installTemporalRuntime(log);
   const database: Database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-worker' });
-  const connection = await NativeConnection.connect({ address: infra.temporalAddress });
+  const connection = await connectWithRetry(infra.temporalAddress, log);
   const http = createHttpDispatcher({ policy: egressPolicy(config) });
   const activities = createActivities({
     db: database.db,

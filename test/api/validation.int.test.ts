@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { startApi } from '../../bin/roles';
 import { call, createTestEnv, type TestEnv } from '../support/env';
 
 /** Bad input of every field answers 400/401/404/413/415/422 as problem+json, never 500. */
@@ -51,6 +52,35 @@ describe('authentication', () => {
     const ready = await env.api.inject({ method: 'GET', url: '/readyz' });
     assert.equal(ready.statusCode, 200, ready.body);
     assert.deepEqual(ready.json().checks, { postgres: true, temporal: true });
+  });
+});
+
+describe('without Temporal', () => {
+  test('readiness says which dependency is down, promptly, and a submit is still accepted', async () => {
+    // Nothing listens on port 1: this api's Temporal is unreachable, its Postgres is fine.
+    const api = await startApi({
+      config: env.config,
+      infra: { ...env.infra, temporalAddress: '127.0.0.1:1' },
+      log: env.log,
+      keyring: () => env.keyring,
+    });
+    try {
+      const started = Date.now();
+      const ready = await api.fastify.inject({ method: 'GET', url: '/readyz' });
+      assert.equal(ready.statusCode, 503);
+      assert.deepEqual(ready.json().checks, { postgres: true, temporal: false });
+      // Liveness, not speed: a probe that hangs would block an orchestrator.
+      assert.ok(Date.now() - started < 15_000, 'readiness must not hang');
+      const submitted = await api.fastify.inject({
+        method: 'POST',
+        url: '/v1/service-calls',
+        headers: { authorization: `Bearer ${env.tenants.a.key}` },
+        payload: valid(),
+      });
+      assert.equal(submitted.statusCode, 202, submitted.body);
+    } finally {
+      await api.stop();
+    }
   });
 });
 
