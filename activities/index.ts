@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { handleCommand, nextEventEnvelope, requestFromSubmitted, type Deps } from '../core/commands';
+import { handleCommand, nextEventEnvelope, requestFromSubmitted, type Decision, type Deps } from '../core/commands';
 import type { AttemptRecord, NewEvent, ServiceCallSubmitted } from '../core/events';
 import { ConcurrencyError, readStream } from '../core/event-store';
 import { isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
@@ -26,7 +26,6 @@ export interface ActivityDeps extends Deps {
 /** Failure types raised by activities; the ones listed as non-retryable are final. */
 export const FailureType = {
   NotFound: 'ServiceCallNotFound',
-  NotDueYet: 'NotDueYet',
 } as const;
 export const NON_RETRYABLE_FAILURE_TYPES: string[] = [FailureType.NotFound];
 
@@ -72,17 +71,19 @@ export function createActivities(deps: ActivityDeps) {
     });
   }
 
-  /** Records DueTimeReached unless a cancel got there first; true when the call should run. */
-  async function markDue(ref: ServiceCallRef, submitted: ServiceCallSubmitted): Promise<Status> {
+  /**
+   * Records DueTimeReached unless a cancel got there first. A timer can fire a hair early, and
+   * the server's clock is not ours: a short wait is done here, a long one is handed back to the
+   * workflow as a durable sleep (status Scheduled with retryInMs).
+   */
+  async function markDue(ref: ServiceCallRef, submitted: ServiceCallSubmitted): Promise<AttemptReport> {
     const early = new Date(submitted.data.dueAt).getTime() - now().getTime();
-    if (early > 0) {
-      // A timer can fire a hair early, and the server's clock is not ours.
-      if (early > MAX_EARLY_WAIT_MS) {
-        throw ApplicationFailure.retryable(`due in ${early} ms; not yet due`, FailureType.NotDueYet);
-      }
-      await sleep(early);
+    if (early > MAX_EARLY_WAIT_MS) {
+      deps.log.warn({ ...ref, earlyMs: early }, "timer fired long before dueAt by this worker's clock; sleeping again");
+      return { status: 'Scheduled', retryInMs: early };
     }
-    return handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
+    if (early > 0) await sleep(early);
+    const status = await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
       if (state === undefined) notFound(ref);
       if (state.status !== 'Scheduled') return { events: [], result: state.status };
       const at = now();
@@ -97,6 +98,7 @@ export function createActivities(deps: ActivityDeps) {
       );
       return { events: [event], result: 'Running' as const };
     });
+    return { status, retryInMs: null };
   }
 
   /**
@@ -110,40 +112,51 @@ export function createActivities(deps: ActivityDeps) {
   ): Promise<AttemptReport> {
     const record = attemptRecord(attempt, outcome);
     for (let round = 1; ; round++) {
+      // Set by the decision that appends a terminal event, so a replay does not count twice.
+      let finished: 'Succeeded' | 'Failed' | undefined;
       try {
-        return await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
-          if (state === undefined) notFound(ref);
-          const messageId = messageIdForAttempt(ref.serviceCallId, attempt);
-          if (history.some((e) => e.messageId === messageId) || state.status !== 'Running') {
-            return { events: [], result: reportOf(state) };
-          }
-          const envelope = nextEventEnvelope(state, history, messageId, now());
-          const succeeded = isSuccessStatus(outcome.statusCode);
-          if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.error)) {
-            const delay = retryDelayMs(state.retry, attempt, outcome.statusCode, outcome.retryAfterMs);
-            const retryAt = new Date(new Date(envelope.timestamp).getTime() + delay).toISOString();
-            const event: NewEvent = { ...envelope, type: 'AttemptFailed', data: { attempt: record, retryAt } };
-            return { events: [event], result: { status: 'Running', retryInMs: delay } };
-          }
-          const event: NewEvent = {
-            ...envelope,
-            type: succeeded ? 'ServiceCallSucceeded' : 'ServiceCallFailed',
-            data: {
-              attempt: record,
-              result: {
-                outcome: succeeded ? 'Succeeded' : 'Failed',
-                statusCode: record.statusCode,
-                latencyMs: record.latencyMs,
-                responseSnippet: record.responseSnippet,
-                snippetEncoding: record.snippetEncoding,
-                truncated: record.truncated,
-                responseHeaders: record.responseHeaders,
-                error: record.error,
+        const report = await handleCommand(
+          deps,
+          ref.tenantId,
+          ref.serviceCallId,
+          (state, history): Decision<AttemptReport> => {
+            finished = undefined;
+            if (state === undefined) notFound(ref);
+            const messageId = messageIdForAttempt(ref.serviceCallId, attempt);
+            if (history.some((e) => e.messageId === messageId) || state.status !== 'Running') {
+              return { events: [], result: reportOf(state) };
+            }
+            const envelope = nextEventEnvelope(state, history, messageId, now());
+            const succeeded = isSuccessStatus(outcome.statusCode);
+            if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.error)) {
+              const delay = retryDelayMs(state.retry, attempt, outcome.statusCode, outcome.retryAfterMs);
+              const retryAt = new Date(new Date(envelope.timestamp).getTime() + delay).toISOString();
+              const event: NewEvent = { ...envelope, type: 'AttemptFailed', data: { attempt: record, retryAt } };
+              return { events: [event], result: { status: 'Running', retryInMs: delay } };
+            }
+            const event: NewEvent = {
+              ...envelope,
+              type: succeeded ? 'ServiceCallSucceeded' : 'ServiceCallFailed',
+              data: {
+                attempt: record,
+                result: {
+                  outcome: succeeded ? 'Succeeded' : 'Failed',
+                  statusCode: record.statusCode,
+                  latencyMs: record.latencyMs,
+                  responseSnippet: record.responseSnippet,
+                  snippetEncoding: record.snippetEncoding,
+                  truncated: record.truncated,
+                  responseHeaders: record.responseHeaders,
+                  error: record.error,
+                },
               },
-            },
-          };
-          return { events: [event], result: { status: succeeded ? 'Succeeded' : 'Failed', retryInMs: null } };
-        });
+            };
+            finished = succeeded ? 'Succeeded' : 'Failed';
+            return { events: [event], result: { status: finished, retryInMs: null } };
+          },
+        );
+        if (finished !== undefined) callsFinished.inc({ outcome: finished });
+        return report;
       } catch (err) {
         if (err instanceof ApplicationFailure || err instanceof ConcurrencyError || round >= 8) throw err;
         deps.log.warn({ err, ...ref, attempt }, 'recording the attempt failed; retrying');
@@ -179,8 +192,8 @@ export function createActivities(deps: ActivityDeps) {
         return reportOf(state);
       }
       if (ref.attempt === 1) {
-        const status = await markDue(ref, submitted);
-        if (status !== 'Running') return { status, retryInMs: null };
+        const due = await markDue(ref, submitted);
+        if (due.status !== 'Running') return due;
       }
       const request = requestFromSubmitted(submitted.data, streamId, deps.keyring);
       const { headers, body } = encodeBody(request.headers, request.body);
@@ -231,9 +244,7 @@ export function createActivities(deps: ActivityDeps) {
           Math.max(0, new Date(outcome.startedAt).getTime() - new Date(submitted.data.dueAt).getTime()) / 1000,
         );
       }
-      const report = await recordAttempt(ref, ref.attempt, outcome);
-      if (report.status === 'Succeeded' || report.status === 'Failed') callsFinished.inc({ outcome: report.status });
-      return report;
+      return recordAttempt(ref, ref.attempt, outcome);
     },
 
     /** The attempt could not complete at all (workers kept dying): record it as a failed attempt. */
@@ -255,7 +266,9 @@ export function createActivities(deps: ActivityDeps) {
 
     /** A cancel that reached the workflow: recorded only while the call is still Scheduled. */
     async cancelFromWorkflow(ref: ServiceCallRef): Promise<Status> {
-      return handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
+      let appended = false;
+      const status = await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history): Decision<Status> => {
+        appended = false;
         if (state === undefined) notFound(ref);
         if (state.status !== 'Scheduled') return { events: [], result: state.status };
         const event: NewEvent = {
@@ -263,8 +276,11 @@ export function createActivities(deps: ActivityDeps) {
           type: 'ServiceCallCancelled',
           data: { source: 'workflow' },
         };
+        appended = true;
         return { events: [event], result: 'Cancelled' };
       });
+      if (appended) callsFinished.inc({ outcome: 'Cancelled' });
+      return status;
     },
   };
 }

@@ -17,7 +17,7 @@ import { appendToStream, ConcurrencyError, readStream, type AppendNotifier } fro
 import type { Keyring } from './crypto';
 import { serviceCallIdFor, streamIdFor } from './ids';
 import type { Logger } from './logger';
-import { eventsAppended } from './metrics';
+import { callsFinished, eventsAppended } from './metrics';
 import type { HeaderRedactor } from './redact';
 import { evolve, fold, type ServiceCallState } from './service-call';
 
@@ -265,7 +265,9 @@ export async function cancelServiceCall(
   correlationId: string,
 ): Promise<ServiceCallState> {
   const now = (deps.now ?? (() => new Date()))();
-  return handleCommand(deps, tenantId, serviceCallId, (state, history) => {
+  let appended = false;
+  const cancelled = await handleCommand(deps, tenantId, serviceCallId, (state, history) => {
+    appended = false;
     if (state === undefined) throw new NotFoundError(`service call ${serviceCallId} not found`);
     if (state.status === 'Cancelled') return { events: [], result: state };
     if (state.status !== 'Scheduled') {
@@ -277,6 +279,9 @@ export async function cancelServiceCall(
       type: 'ServiceCallCancelled',
       data: { source: 'api' },
     };
+    appended = true;
     return { events: [event], result: evolve(state, { ...event, version: state.version + 1 }) };
   });
+  if (appended) callsFinished.inc({ outcome: 'Cancelled' });
+  return cancelled;
 }

@@ -61,6 +61,10 @@ function attemptActivities(timeoutMs: number) {
   });
 }
 
+const TERMINAL: ReadonlySet<ServiceCallOutcome> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+/** Wait before running an attempt again that could not be recorded at all. */
+const NOT_RECORDED_RETRY_MS = 30_000;
+
 export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallOutcome> {
   const ref = { tenantId: input.tenantId, serviceCallId: input.serviceCallId };
   let phase = 'sleeping';
@@ -94,7 +98,8 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
     const { runAttempt } = attemptActivities(input.timeoutMs);
     // Rides along with the first activity's command: no extra round trip.
     upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
-    for (let attempt = 1; ; attempt++) {
+    let attempt = 1;
+    for (;;) {
       phase = `attempt ${attempt}`;
       let report: AttemptReport;
       try {
@@ -106,9 +111,18 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         const reason = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
-      if (report.status !== 'Running' || report.retryInMs === null) return finish(report.status);
-      phase = `waiting to retry (attempt ${attempt + 1})`;
-      await sleep(report.retryInMs);
+      if (TERMINAL.has(report.status)) return finish(report.status);
+      if (report.status === 'Running' && report.retryInMs !== null) {
+        // The attempt was recorded as failed and another is due: that one is the next attempt.
+        attempt++;
+        phase = `waiting to retry (attempt ${attempt})`;
+        await sleep(report.retryInMs);
+      } else {
+        // Not due yet by the worker's clock, or the attempt could not even be recorded: the
+        // same attempt again later. A workflow only ends once its call has.
+        phase = `waiting to run attempt ${attempt} again`;
+        await sleep(report.retryInMs ?? NOT_RECORDED_RETRY_MS);
+      }
     }
   });
 }

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import { createHttpDispatcher } from '../../activities/http';
+import { EgressPolicy } from '../../core/egress-policy';
+import { AppendNotifier, readStream } from '../../core/event-store';
+import { streamIdFor } from '../../core/ids';
+import { createHeaderRedactor } from '../../core/redact';
+import { call, createTestEnv, type TestEnv } from '../support/env';
+
+/**
+ * The attempt activity against the real event store, outside Temporal: what it does when it runs
+ * too early, when it is repeated after it recorded, and when an attempt is lost.
+ */
+
+let env: TestEnv;
+let activities: ReturnType<typeof createActivities>;
+const http = createHttpDispatcher({ policy: new EgressPolicy(['127.0.0.1']) });
+
+before(async () => {
+  env = await createTestEnv({ worker: false, relay: false });
+  activities = createActivities({
+    db: env.database.db,
+    notifier: new AppendNotifier(env.database.pool),
+    keyring: env.keyring,
+    redactor: createHeaderRedactor(),
+    http,
+    log: env.log,
+  });
+});
+after(async () => {
+  await http.close();
+  await env?.close();
+});
+
+/** Runs one activity call in a mock activity context (heartbeats, cancellation signal). */
+async function run<T>(fn: () => Promise<T>): Promise<T> {
+  return new MockActivityEnvironment().run<[], T, () => Promise<T>>(fn);
+}
+
+async function submit(body: Record<string, unknown>): Promise<string> {
+  const r = await call(env, 'POST', '/v1/service-calls', { body });
+  assert.equal(r.status, 202);
+  return String(r.body.id);
+}
+
+test('a timer that fires long before dueAt (skewed clocks) hands the wait back to the workflow', async () => {
+  const id = await submit({
+    request: { method: 'GET', url: env.target.url('/early') },
+    dueAt: new Date(Date.now() + 3_600_000).toISOString(),
+  });
+  const ref = { tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 };
+  const report = await run(() => activities.runAttempt(ref));
+  assert.equal(report.status, 'Scheduled');
+  assert.ok(report.retryInMs !== null && report.retryInMs > 3_500_000 && report.retryInMs <= 3_600_000);
+  const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted'],
+  );
+  assert.equal(env.target.hitsFor('/early').length, 0);
+  // A lost attempt before the call is due records nothing either: the workflow tries again.
+  const lost = await run(() => activities.recordLostAttempt({ ...ref, reason: 'worker died' }));
+  assert.deepEqual(lost, { status: 'Scheduled', retryInMs: null });
+});
+
+test('an attempt repeated after it was recorded does not call the target again', async () => {
+  const id = await submit({ request: { method: 'POST', url: env.target.url('/once'), body: 'x' } });
+  const ref = { tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 };
+  const first = await run(() => activities.runAttempt(ref));
+  assert.deepEqual(first, { status: 'Succeeded', retryInMs: null });
+  const again = await run(() => activities.runAttempt(ref));
+  assert.deepEqual(again, { status: 'Succeeded', retryInMs: null });
+  assert.equal(env.target.hitsFor('/once').length, 1);
+  const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
+  );
+});
+
+test('a lost attempt is recorded as a failed attempt and retried by policy', async () => {
+  const id = await submit({
+    request: { method: 'GET', url: env.target.url('/lost') },
+    retry: { maxAttempts: 2, initialIntervalMs: 100 },
+  });
+  const ref = { tenantId: env.tenants.a.id, serviceCallId: id };
+  // The call became due (DueTimeReached) but its first attempt never finished.
+  env.target.route('/lost', () => ({ status: 500 }));
+  const first = await run(() => activities.runAttempt({ ...ref, attempt: 1 }));
+  assert.equal(first.status, 'Running');
+  assert.equal(first.retryInMs, 100);
+  const lost = await run(() => activities.recordLostAttempt({ ...ref, attempt: 2, reason: 'worker died twice' }));
+  assert.deepEqual(lost, { status: 'Failed', retryInMs: null });
+  const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted', 'DueTimeReached', 'AttemptFailed', 'ServiceCallFailed'],
+  );
+  const last = events[3];
+  assert.ok(last?.type === 'ServiceCallFailed');
+  assert.match(String(last.data.result.error), /worker died twice/);
+});
