@@ -229,7 +229,8 @@ const metricsPathItem = {
         content: {
           'text/plain': {
             schema: { type: 'string' },
-            example: '# TYPE punctual_projection_lag_seconds gauge\npunctual_projection_lag_seconds 0.012\n',
+            example:
+              '# TYPE punctual_consumer_lag_seconds gauge\npunctual_consumer_lag_seconds{consumer="service-calls"} 0.012\n',
           },
         },
       },

@@ -60,6 +60,6 @@ export const consumerLagSeconds = new Gauge({
 
 export const outboxBacklog = new Gauge({
   name: 'punctual_outbox_backlog_events',
-  help: "Recorded calls and cancels not yet handed to Temporal (the workflow starter's lag).",
+  help: 'Events the workflow starter has not handled yet (submits and cancels not yet handed to Temporal, and events it passes over).',
   registers: [registry],
 });

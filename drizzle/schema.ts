@@ -61,7 +61,7 @@ export const idempotencyKeys = pgTable(
     tenantId: text('tenant_id').notNull(),
     key: text('key').notNull(),
     serviceCallId: uuid('service_call_id').notNull(),
-    /** sha256 of the canonical JSON of the submitted command; a different body → 422. */
+    /** HMAC-SHA256 (keyed by ENCRYPTION_KEY) of the canonical submitted command; a different one → 422. */
     fingerprint: text('fingerprint').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
