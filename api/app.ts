@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Deps } from '../core/commands';
 import type { EgressPolicy } from '../core/egress-policy';
 import { apiRequestDuration, registry } from '../core/metrics';
@@ -116,7 +116,7 @@ export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): Fas
     // number into a URL: the request is run exactly as given.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     requestIdHeader: false,
-    requestIdLogLabel: 'correlationId',
+    logController: new LogController({ requestIdLogLabel: 'correlationId' }),
     genReqId: (req) => {
       const given = req.headers['x-correlation-id'];
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
