@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { freeLoopbackPort } from '../runtime/process-util';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PgDialect } from 'drizzle-orm/pg-core';
@@ -60,18 +60,6 @@ const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
 };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** A database nobody else uses, and how to get rid of it. */
 async function freshDatabase(keep: boolean): Promise<{ url: string; cleanup(): Promise<void> }> {
   const given = process.env.DATABASE_URL;
@@ -101,7 +89,7 @@ async function freshDatabase(keep: boolean): Promise<{ url: string; cleanup(): P
   const dir = mkdtempSync(path.join(os.tmpdir(), 'punctual-bench-'));
   // As root, PostgreSQL runs as the postgres user, which must be able to enter this folder.
   chmodSync(dir, 0o755);
-  const started = await startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres'), port: await freePort() });
+  const started = await startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres'), port: await freeLoopbackPort() });
   log(`embedded PostgreSQL in ${dir}`);
   return {
     url: started.url,

@@ -1,12 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { createApiKey, createTenant, listTenants, revokeApiKey, TenantError } from '../core/api-keys';
 import { ConfigError, loadConfig, type Config } from '../core/config';
 import { migrateDatabase, openDatabase } from '../core/db';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres';
-import { errorMessage, isPidAlive, sleep } from '../runtime/process-util';
+import { errorMessage, freeLoopbackPort, isPidAlive, sleep } from '../runtime/process-util';
 
 /**
  * `npm run tenants -- <command>`: tenants and their API keys. Works on DATABASE_URL, or else on
@@ -36,18 +35,6 @@ interface Connection {
   /** Where the database is, for people. */
   where: string;
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The postmaster serving `clusterDir` right now, from its postmaster.pid, if there is one. */
@@ -110,11 +97,13 @@ export async function connect(config: Config): Promise<Connection> {
     }
     return { url, where: `the running embedded PostgreSQL in ${config.dataDir}`, close: async () => undefined };
   }
-  const started = await startEmbeddedPostgres({ dataDir: clusterDir, port: await freePort() }).catch((err: unknown) => {
-    throw new Error(
-      `could not start the embedded PostgreSQL in ${clusterDir} (or set DATABASE_URL): ${errorMessage(err)}`,
-    );
-  });
+  const started = await startEmbeddedPostgres({ dataDir: clusterDir, port: await freeLoopbackPort() }).catch(
+    (err: unknown) => {
+      throw new Error(
+        `could not start the embedded PostgreSQL in ${clusterDir} (or set DATABASE_URL): ${errorMessage(err)}`,
+      );
+    },
+  );
   return { url: started.url, where: `the embedded PostgreSQL in ${config.dataDir}`, close: () => started.stop() };
 }
 

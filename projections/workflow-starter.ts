@@ -24,6 +24,17 @@ export interface StarterOptions {
 export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
   async function handleEvent(event: StoredEvent): Promise<void> {
     const workflowId = workflowIdFor(event.tenantId, event.aggregateId);
+    const published = (what: string) =>
+      opts.log.info(
+        {
+          tenantId: event.tenantId,
+          serviceCallId: event.aggregateId,
+          workflowId,
+          correlationId: event.correlationId,
+          causationId: event.messageId,
+        },
+        `outbox published: ${what}`,
+      );
     if (event.type === 'ServiceCallSubmitted') {
       try {
         await opts.client.workflow.start(serviceCall, {
@@ -53,16 +64,7 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
             correlationId: event.correlationId,
           },
         });
-        opts.log.info(
-          {
-            tenantId: event.tenantId,
-            serviceCallId: event.aggregateId,
-            workflowId,
-            correlationId: event.correlationId,
-            causationId: event.messageId,
-          },
-          'outbox published: workflow started',
-        );
+        published('workflow started');
       } catch (err) {
         // Closed already (within retention): the call ran; nothing to do.
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -70,16 +72,7 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
     } else if (event.type === 'ServiceCallCancelled' && event.data.source === 'api') {
       try {
         await opts.client.workflow.getHandle(workflowId).signal(cancelSignal);
-        opts.log.info(
-          {
-            tenantId: event.tenantId,
-            serviceCallId: event.aggregateId,
-            workflowId,
-            correlationId: event.correlationId,
-            causationId: event.messageId,
-          },
-          'outbox published: cancel signalled',
-        );
+        published('cancel signalled');
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }

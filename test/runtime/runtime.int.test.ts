@@ -15,25 +15,13 @@ import pg from 'pg';
 import { locateTemporalCli } from '../../runtime/temporal-cli';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server';
 import { startEmbeddedPostgres } from '../../runtime/embedded-postgres';
-import { isPidAlive, isPortAccepting, waitForPidExit } from '../../runtime/process-util';
+import { freeLoopbackPort, isPidAlive, isPortAccepting, waitForPidExit } from '../../runtime/process-util';
 
 const projectRoot = path.resolve(__dirname, '..', '..', '..');
 const verbose = process.env['RUNTIME_TEST_VERBOSE'] === '1';
 const log = (msg: string): void => {
   if (verbose) process.stderr.write(`${msg}\n`);
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Occupies a port for the duration of fn, to provoke "port in use" errors. */
 async function withBusyPort(fn: (port: number) => Promise<void>): Promise<void> {
@@ -81,7 +69,7 @@ describe('temporal runtime', () => {
 
   test('starts a headless in-memory dev server, serves the namespace, stops cleanly', { timeout: 90_000 }, async () => {
     assert.ok(cliPath, 'CLI must have been located by the first test');
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const namespace = 'punctual-test';
     const server = await startTemporalDevServer({
       cliPath,
@@ -134,7 +122,7 @@ describe('embedded postgres', () => {
   });
 
   test('persists data across stop/start of the same data dir', { timeout: 120_000 }, async () => {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const first = await startEmbeddedPostgres({ dataDir, port, log });
     try {
       assert.match(first.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${port}/punctual$`));
@@ -155,7 +143,7 @@ describe('embedded postgres', () => {
     const passwordFile = path.join(baseDir, 'postgres-password');
     assert.equal((await stat(passwordFile)).mode & 0o777, 0o600);
 
-    const port2 = await freePort();
+    const port2 = await freeLoopbackPort();
     const second = await startEmbeddedPostgres({ dataDir, port: port2, log });
     try {
       assert.equal(new URL(second.url).password, new URL(first.url).password, 'password is reused');
@@ -182,7 +170,7 @@ describe('embedded postgres', () => {
 
     const pidFile = path.join(dataDir, 'postmaster.pid');
     await writeFile(pidFile, `${deadPid}\n${dataDir}\n1700000000\n5432\n\n127.0.0.1\n  1234567  1\nready   \n`);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const pgHandle = await startEmbeddedPostgres({ dataDir, port, log });
     try {
       const livePid = Number((await readFile(pidFile, 'utf8')).split('\n', 1)[0]);
@@ -201,7 +189,7 @@ describe('embedded postgres', () => {
   });
 
   test('an orphaned postmaster from a kill -9ed parent is stopped and replaced', { timeout: 90_000 }, async () => {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const modulePath = path.join(projectRoot, 'dist', 'runtime', 'embedded-postgres.js');
     const script =
       `require(${JSON.stringify(modulePath)}).startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, port: ${port} })` +
@@ -218,7 +206,7 @@ describe('embedded postgres', () => {
     await new Promise((resolve) => parent.once('exit', resolve));
     assert.ok(isPidAlive(orphanPid), 'postgres should have outlived its killed parent');
 
-    const port2 = await freePort();
+    const port2 = await freeLoopbackPort();
     const handle = await startEmbeddedPostgres({ dataDir, port: port2, log });
     try {
       assert.equal(isPidAlive(orphanPid), false, 'orphan should have been stopped');
