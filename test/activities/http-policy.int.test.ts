@@ -76,6 +76,23 @@ describe('egress guard', () => {
       `http://0:${p}/`,
       `http://[::]:${p}/`,
       `http://user:pw@127.0.0.3:${p}/`,
+      `http://127.0.0.1.:${p}/`,
+      `http://0x7F.0x0.0x0.0x1:${p}/`,
+      `http://017700000001:${p}/`,
+      `http://127.000.000.001:${p}/`,
+      `http://127.255.255.254:${p}/`,
+      `http://[0::1]:${p}/`,
+      `http://[0:0:0:0:0:0:0:1]:${p}/`,
+      `http://[::ffff:7f00:0001]:${p}/`,
+      `http://[::ffff:127.0.0.2]:${p}/`,
+      `http://[::ffff:0.0.0.0]:${p}/`,
+      `http://[64:ff9b::127.0.0.1]:${p}/`,
+      `http://[2002:7f00:0001::1]:${p}/`,
+      `http://0.0.0.0.:${p}/`,
+      `http://LocalHost:${p}/`,
+      `http://foo.LOCALHOST:${p}/`,
+      `https://127.0.0.1:${p}/`,
+      `https://localhost:${p}/`,
     ];
     for (const url of atSubmit) {
       const r = await submit({ request: { method: 'GET', url } });
@@ -83,7 +100,13 @@ describe('egress guard', () => {
       assert.equal(r.body.errors?.[0]?.field, 'request.url');
     }
     // Names pass submit and meet the guard when dialled: `localhost`-style names resolve to loopback.
-    const atConnect = [`http://localhost6:${p}/`, `http://ip6-localhost:${p}/`, `http://ip6-loopback:${p}/`];
+    const atConnect = [
+      `http://localhost6:${p}/`,
+      `http://ip6-localhost:${p}/`,
+      `http://ip6-loopback:${p}/`,
+      `http://localhost.localdomain:${p}/`,
+    ];
+    assert.ok(atSubmit.length + atConnect.length >= 40, 'the matrix covers at least 40 URLs');
     const ids: string[] = [];
     for (const url of atConnect) {
       const r = await submit({ request: { method: 'GET', url } });
