@@ -1,0 +1,51 @@
+import type { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { summarize, type Summary } from './stats';
+
+/**
+ * Where a call's time goes, from its Temporal history and the client's own clock (one machine,
+ * one clock): accepted → workflow started (Punctual: the outbox relay; the baseline: its start
+ * call) → first workflow task started (dispatch to the worker) → target hit (the worker's work
+ * until the request is sent) → terminal status seen by the client.
+ */
+export interface Breakdown {
+  sampled: number;
+  acceptedToStarted: Summary;
+  startedToFirstTask: Summary;
+  firstTaskToHit: Summary;
+  hitToSeen: Summary;
+}
+
+export interface Timed {
+  workflowId: string;
+  t0: number;
+  hitAt: number;
+  seenAt: number;
+}
+
+export async function breakdown(client: Client, items: Timed[], sample = 40): Promise<Breakdown | undefined> {
+  const step = Math.max(1, Math.floor(items.length / sample));
+  const picked = items.filter((_, i) => i % step === 0).slice(0, sample);
+  const rows: { a: number; b: number; c: number; d: number }[] = [];
+  for (const item of picked) {
+    try {
+      const { events } = await client.workflow.getHandle(item.workflowId).fetchHistory();
+      const started = events?.find((e) => e.workflowExecutionStartedEventAttributes != null);
+      const firstTask = events?.find((e) => e.workflowTaskStartedEventAttributes != null);
+      if (started?.eventTime == null || firstTask?.eventTime == null) continue;
+      const s = tsToMs(started.eventTime);
+      const f = tsToMs(firstTask.eventTime);
+      rows.push({ a: s - item.t0, b: f - s, c: item.hitAt - f, d: item.seenAt - item.hitAt });
+    } catch {
+      // Gone or unreadable: skip it.
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return {
+    sampled: rows.length,
+    acceptedToStarted: summarize(rows.map((r) => r.a)),
+    startedToFirstTask: summarize(rows.map((r) => r.b)),
+    firstTaskToHit: summarize(rows.map((r) => r.c)),
+    hitToSeen: summarize(rows.map((r) => r.d)),
+  };
+}

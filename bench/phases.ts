@@ -1,0 +1,419 @@
+import { breakdown, type Breakdown } from './breakdown';
+import { log, sleep } from './log';
+import { drain, LagSampler, type Accepted, type Ctx, type Driver, type Finished, type SystemName } from './drivers';
+import { usageBetween, type ProcessSampler, type WindowUsage } from './procstat';
+import { nowMs, summarize, type Summary } from './stats';
+
+/** What one phase measured on one system. Latencies in ms; rates per second. */
+export interface PhaseResult {
+  name: string;
+  system: SystemName;
+  n: number;
+  concurrency?: number;
+  rate?: number;
+  seconds?: number;
+  /** Closed loop: calls completed per second of wall time. */
+  perSecond?: number;
+  /** Backlog: calls whose HTTP request reached the target, per second. */
+  executedPerSecond?: number;
+  /** Backlog: calls terminal and visible to their client, per second. */
+  completedPerSecond?: number;
+  accept?: Summary;
+  pickup?: Summary;
+  e2e?: Summary;
+  outcomeToVisible?: Summary;
+  lateness?: Summary;
+  projectionLag?: Summary;
+  starterLag?: Summary;
+  errors?: number;
+  notSucceeded?: number;
+  /** Punctual: GET requests per call until the terminal status was seen. */
+  pollsPerCall?: number;
+  missed?: number;
+  early?: number;
+  maxSlipMs?: number;
+  /** Time the system needed afterwards until every due call was done and consumers caught up. */
+  drainMs?: number;
+  drained?: boolean;
+  /** Where the closed loop's time went, from a sample of Temporal histories. */
+  breakdown?: Breakdown;
+  /** Sub-runs merged into this one (ABBA order). */
+  parts?: { n: number; wallMs: number }[];
+  usage?: WindowUsage;
+  /** Event-loop delay of the Punctual process over the phase (ms). */
+  eventLoopDelay?: { p50: number; p99: number; max: number };
+}
+
+export interface PhaseEnv {
+  ctx: Ctx;
+  sampler: ProcessSampler;
+}
+
+const nums = (items: Finished[], pick: (f: Finished) => number | undefined) =>
+  items.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v));
+
+function finishedStats(calls: Finished[]) {
+  return {
+    accept: summarize(nums(calls, (c) => c.acceptMs)),
+    pickup: summarize(nums(calls, (c) => c.pickupMs)),
+    e2e: summarize(nums(calls, (c) => c.e2eMs)),
+    ...(calls.some((c) => c.outcomeToVisibleMs !== undefined)
+      ? { outcomeToVisible: summarize(nums(calls, (c) => c.outcomeToVisibleMs)) }
+      : {}),
+    notSucceeded: calls.filter((c) => c.status !== 'Succeeded').length,
+    ...(calls.some((c) => c.polls !== undefined)
+      ? { pollsPerCall: nums(calls, (c) => c.polls).reduce((a, b) => a + b, 0) / calls.length }
+      : {}),
+  };
+}
+
+/** Where the time of these calls went, from a sample of their Temporal histories. */
+export function breakdownOf(env: PhaseEnv, driver: Driver, calls: Finished[]): Promise<Breakdown | undefined> {
+  return breakdown(
+    env.ctx.temporal,
+    calls.map((c) => ({
+      workflowId: driver.workflowId(c.id),
+      t0: c.t0,
+      hitAt: c.t0 + c.pickupMs,
+      seenAt: c.t0 + c.e2eMs,
+    })),
+  );
+}
+
+/**
+ * The Punctual process's event-loop delay since the last scrape, from its /metrics (prom-client
+ * resets the histogram on every scrape): how long the api, worker and relay, sharing one loop,
+ * made each other wait.
+ */
+async function eventLoopDelay(ctx: Ctx): Promise<{ p50: number; p99: number; max: number } | undefined> {
+  try {
+    const res = await ctx.api.request({ method: 'GET', path: '/metrics' });
+    const text = await res.body.text();
+    const read = (name: string) => {
+      const m = new RegExp(
+        `^punctual_process_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.e+-]+)$`,
+        'm',
+      ).exec(text);
+      return m?.[1] === undefined ? Number.NaN : Number(m[1]) * 1000;
+    };
+    return { p50: read('p50'), p99: read('p99'), max: read('max') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `body` between two resource samples and attaches the usage of that window. */
+async function measured(env: PhaseEnv, body: () => Promise<PhaseResult>): Promise<PhaseResult> {
+  await eventLoopDelay(env.ctx);
+  const from = env.sampler.sample();
+  const result = await body();
+  const to = env.sampler.sample();
+  result.usage = usageBetween(env.sampler, from, to);
+  result.eventLoopDelay = await eventLoopDelay(env.ctx);
+  return result;
+}
+
+/** Up to n tasks, at most `concurrency` at once, none started after `deadline`. */
+async function closedLoop(
+  n: number,
+  concurrency: number,
+  deadline: number,
+  task: (i: number) => Promise<void>,
+): Promise<{ started: number; wallMs: number }> {
+  let next = 0;
+  const began = nowMs();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, n) }, async () => {
+      for (let i = next++; i < n && nowMs() < deadline; i = next++) await task(i);
+    }),
+  );
+  return { started: Math.min(next, n), wallMs: nowMs() - began };
+}
+
+async function withLag<T>(env: PhaseEnv, driver: Driver, body: () => Promise<T>) {
+  if (driver.name !== 'punctual') return { value: await body(), lag: undefined };
+  const sampler = new LagSampler(env.ctx.db);
+  sampler.start();
+  try {
+    const value = await body();
+    return { value, lag: await sampler.stop() };
+  } catch (err) {
+    await sampler.stop();
+    throw err;
+  }
+}
+
+async function settle(env: PhaseEnv, driver: Driver, timeoutMs = 120_000) {
+  if (driver.name !== 'punctual') return {};
+  const { ms, drained } = await drain(env.ctx, timeoutMs);
+  if (!drained) log(`warning: Punctual did not drain within ${timeoutMs / 1000} s`);
+  return { drainMs: ms, drained };
+}
+
+/**
+ * Closed loop: `concurrency` clients, each submitting a due-now call and waiting until it is
+ * terminal before the next. Runs are given as parts so that two systems can alternate (ABBA).
+ */
+export async function closedPart(
+  env: PhaseEnv,
+  driver: Driver,
+  tag: string,
+  n: number,
+  concurrency: number,
+  capMs: number,
+): Promise<{ calls: Finished[]; wallMs: number; result: PhaseResult }> {
+  const calls: Finished[] = [];
+  let wallMs = 0;
+  const result = await measured(env, async () => {
+    const { value, lag } = await withLag(env, driver, () =>
+      closedLoop(n, concurrency, nowMs() + capMs, async () => {
+        calls.push(await driver.finish(await driver.accept(tag)));
+      }),
+    );
+    wallMs = value.wallMs;
+    return {
+      name: `${tag} c=${concurrency}`,
+      system: driver.name,
+      n: calls.length,
+      concurrency,
+      perSecond: calls.length / (value.wallMs / 1000),
+      ...finishedStats(calls),
+      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+    };
+  });
+  Object.assign(result, await settle(env, driver));
+  return { calls, wallMs, result };
+}
+
+/** Merges the parts of one system's closed-loop runs into one result. */
+export function mergeClosed(parts: { calls: Finished[]; wallMs: number; result: PhaseResult }[]): PhaseResult {
+  const first = parts[0]!.result;
+  const calls = parts.flatMap((p) => p.calls);
+  const wallMs = parts.reduce((a, p) => a + p.wallMs, 0);
+  const lags = parts.map((p) => p.result.projectionLag).filter((l): l is Summary => l !== undefined);
+  const usage = parts.map((p) => p.result.usage).filter((u): u is WindowUsage => u !== undefined);
+  return {
+    ...first,
+    n: calls.length,
+    perSecond: calls.length / (wallMs / 1000),
+    ...finishedStats(calls),
+    ...(lags.length > 0
+      ? {
+          projectionLag: {
+            ...lags[0]!,
+            p50: Math.max(...lags.map((l) => l.p50)),
+            p95: Math.max(...lags.map((l) => l.p95)),
+            p99: Math.max(...lags.map((l) => l.p99)),
+            max: Math.max(...lags.map((l) => l.max)),
+          },
+        }
+      : {}),
+    parts: parts.map((p) => ({ n: p.calls.length, wallMs: p.wallMs })),
+    ...(usage.length > 0 ? { usage: mergeUsage(usage) } : {}),
+  };
+}
+
+function mergeUsage(list: WindowUsage[]): WindowUsage {
+  const seconds = list.reduce((a, u) => a + u.seconds, 0);
+  const first = list[0]!;
+  const groups = Object.fromEntries(
+    Object.keys(first.groups).map((g) => {
+      const k = g as keyof WindowUsage['groups'];
+      const cpuSeconds = list.reduce((a, u) => a + u.groups[k].cpuSeconds, 0);
+      return [
+        k,
+        {
+          cpuSeconds,
+          cpuPercent: (cpuSeconds / seconds) * 100,
+          rssMaxMb: Math.max(...list.map((u) => u.groups[k].rssMaxMb)),
+          pssMaxMb: Math.max(...list.map((u) => u.groups[k].pssMaxMb)),
+        },
+      ];
+    }),
+  ) as WindowUsage['groups'];
+  const weighted = (pick: (u: WindowUsage) => number) => list.reduce((a, u) => a + pick(u) * u.seconds, 0) / seconds;
+  return {
+    seconds,
+    groups,
+    machineCpuPercent: weighted((u) => u.machineCpuPercent),
+    othersCpuPercent: weighted((u) => u.othersCpuPercent),
+    load1Mean: weighted((u) => u.load1Mean),
+  };
+}
+
+/**
+ * Backlog: n due-now calls submitted as fast as `concurrency` clients can, then the time until
+ * the last one reached the target (executed) and until every one was terminal and visible.
+ */
+export async function backlog(env: PhaseEnv, driver: Driver, n: number, concurrency: number): Promise<PhaseResult> {
+  const result = await measured(env, async () => {
+    const { value, lag } = await withLag(env, driver, async () => {
+      const t0 = nowMs();
+      const accepted: Accepted[] = [];
+      await closedLoop(n, concurrency, Number.POSITIVE_INFINITY, async () => {
+        accepted.push(await driver.accept('backlog'));
+      });
+      const acceptedAt = nowMs();
+      // Every call is followed to its end by its own client, as the closed loop does.
+      const finished = await Promise.all(accepted.map((a) => driver.finish(a)));
+      const lastHit = Math.max(...finished.map((f) => f.t0 + f.pickupMs));
+      const lastVisible = Math.max(...finished.map((f) => f.t0 + f.e2eMs));
+      return { t0, acceptedAt, lastHit, lastVisible, finished };
+    });
+    const { t0, acceptedAt, lastHit, lastVisible, finished } = value;
+    return {
+      name: `backlog ${n} c=${concurrency}`,
+      system: driver.name,
+      n,
+      concurrency,
+      executedPerSecond: n / ((lastHit - t0) / 1000),
+      completedPerSecond: n / ((lastVisible - t0) / 1000),
+      seconds: (acceptedAt - t0) / 1000,
+      ...finishedStats(finished),
+      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+    };
+  });
+  Object.assign(result, await settle(env, driver));
+  return result;
+}
+
+/** Sends on a fixed schedule whatever the answers do (open loop), so queueing shows as latency. */
+async function openLoop<T>(
+  rate: number,
+  seconds: number,
+  task: () => Promise<T>,
+): Promise<{ results: T[]; errors: number; maxSlipMs: number }> {
+  const n = Math.round(rate * seconds);
+  const start = nowMs() + 50;
+  const pending: Promise<void>[] = [];
+  const results: T[] = [];
+  let errors = 0;
+  let maxSlipMs = 0;
+  for (let i = 0; i < n; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - nowMs();
+    if (wait > 1) await sleep(wait);
+    maxSlipMs = Math.max(maxSlipMs, nowMs() - due);
+    pending.push(
+      task().then(
+        (r) => void results.push(r),
+        (err: unknown) => {
+          errors++;
+          if (errors <= 3) log(`a paced call failed: ${String(err)}`);
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { results, errors, maxSlipMs };
+}
+
+/** Due-now calls at a fixed rate, each followed to its end: end-to-end latency under steady load. */
+export async function pacedEndToEnd(
+  env: PhaseEnv,
+  driver: Driver,
+  rate: number,
+  seconds: number,
+): Promise<PhaseResult> {
+  let calls: Finished[] = [];
+  const result = await measured(env, async () => {
+    const { value, lag } = await withLag(env, driver, () =>
+      openLoop(rate, seconds, async () => driver.finish(await driver.accept('e2e'))),
+    );
+    calls = value.results;
+    return {
+      name: `end to end at ${rate}/s`,
+      system: driver.name,
+      n: value.results.length,
+      rate,
+      seconds,
+      errors: value.errors,
+      maxSlipMs: value.maxSlipMs,
+      ...finishedStats(value.results),
+      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+    };
+  });
+  Object.assign(result, await settle(env, driver));
+  result.breakdown = await breakdownOf(env, driver, calls);
+  return result;
+}
+
+const tomorrow = () => new Date(Date.now() + 24 * 3600_000);
+
+/**
+ * Accepting calls: submits (Punctual) or starts (baseline) of calls due tomorrow, so that only
+ * taking the call is timed — although Punctual's relay and worker do start their workflows
+ * meanwhile, as they would in production.
+ */
+export async function submitLevel(env: PhaseEnv, driver: Driver, n: number, concurrency: number): Promise<PhaseResult> {
+  return measured(env, async () => {
+    const accepted: Accepted[] = [];
+    const { value, lag } = await withLag(env, driver, () =>
+      closedLoop(n, concurrency, Number.POSITIVE_INFINITY, async () => {
+        accepted.push(await driver.accept(`submit-c${concurrency}`, tomorrow()));
+      }),
+    );
+    return {
+      name: `submit c=${concurrency}`,
+      system: driver.name,
+      n,
+      concurrency,
+      perSecond: n / (value.wallMs / 1000),
+      accept: summarize(accepted.map((a) => a.acceptMs)),
+      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+    };
+  });
+}
+
+/** Submits (starts) at a fixed rate, calls due tomorrow: the accepting side at a given request rate. */
+export async function pacedSubmit(env: PhaseEnv, driver: Driver, rate: number, seconds: number): Promise<PhaseResult> {
+  return measured(env, async () => {
+    const { value, lag } = await withLag(env, driver, () =>
+      openLoop(rate, seconds, () => driver.accept('paced', tomorrow())),
+    );
+    return {
+      name: `submit at ${rate}/s`,
+      system: driver.name,
+      n: value.results.length,
+      rate,
+      seconds,
+      errors: value.errors,
+      maxSlipMs: value.maxSlipMs,
+      accept: summarize(value.results.map((a) => a.acceptMs)),
+      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+    };
+  });
+}
+
+/**
+ * Calls due minS–maxS seconds after each one is submitted, submitted at `rate` per second (a
+ * pace the system can take, so that this measures timers and not a backlog of starts): how late
+ * does each request reach the target?
+ */
+export async function timers(
+  env: PhaseEnv,
+  driver: Driver,
+  n: number,
+  minS: number,
+  maxS: number,
+  rate: number,
+): Promise<PhaseResult> {
+  const result = await measured(env, async () => {
+    const due = () => new Date(Date.now() + (minS + Math.random() * (maxS - minS)) * 1000);
+    const { results: accepted, errors } = await openLoop(rate, n / rate, () => driver.accept('timer', due()));
+    await Promise.all(accepted.map((a) => env.ctx.target.waitFor(a.id, maxS * 1000 + 60_000).catch(() => undefined)));
+    const late = accepted.map((a) => (env.ctx.target.hitAt(a.id) ?? Number.NaN) - a.dueAtMs);
+    return {
+      name: `timers ${n} × ${minS}–${maxS} s`,
+      system: driver.name,
+      n,
+      rate,
+      errors,
+      missed: late.filter((v) => Number.isNaN(v)).length,
+      early: late.filter((v) => v < 0).length,
+      lateness: summarize(late.filter((v) => !Number.isNaN(v))),
+    };
+  });
+  Object.assign(result, await settle(env, driver));
+  return result;
+}

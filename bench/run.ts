@@ -1,0 +1,355 @@
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { Pool } from 'undici';
+import { openDatabase, type Database } from '../core/db';
+import { workflowIdFor } from '../core/ids';
+import { baselineDriver, drain, punctualDriver, type Ctx, type Driver } from './drivers';
+import { log } from './log';
+import {
+  backlog,
+  breakdownOf,
+  closedPart,
+  mergeClosed,
+  pacedEndToEnd,
+  pacedSubmit,
+  submitLevel,
+  timers,
+  type PhaseEnv,
+  type PhaseResult,
+} from './phases';
+import { ProcessSampler } from './procstat';
+import { evaluateTargets, machineInfo, markdown, PHASES, type BenchOptions, type Report } from './report';
+import { fmt } from './stats';
+import { startSystem, stopChild, type Running } from './system';
+import { BenchTarget } from './target';
+
+/**
+ * `npm run bench -- [options]`: Punctual end to end against a bare Temporal baseline on the same
+ * server, in one run. bench/README.md says what each phase measures and how to read the table.
+ */
+
+const PROJECT_ROOT = path.resolve(__dirname, '../..');
+
+const USAGE = `usage: npm run bench -- [options]
+  --calls N            calls per system in the closed loop (default 400)
+  --concurrency N      clients in the closed loop and the backlog (default 50)
+  --phase-cap S        stop a closed-loop half after S seconds (default 60)
+  --backlog N          calls per system in the backlog phase (default 300)
+  --e2e-rate R         due-now calls per second in the end-to-end phase
+                       (default: half the baseline's closed-loop throughput, at most 100)
+  --e2e-seconds S      length of the end-to-end phase (default 30)
+  --timers N           calls due later (default 300), --timer-window MIN-MAX seconds ahead (default 5-20)
+  --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 300)
+  --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 20)
+  --warmup N           warm-up calls per system (default 100)
+  --target-delay-ms N  the target answers after N ms (default 0)
+  --poll-ms N          how often a waiting client polls GET /v1/service-calls/{id} (default 10)
+  --bundle-at-start    let the worker bundle the workflows at start (npm start) instead of a prebuilt bundle
+  --punctual PATH      run another build's dist/bin/punctual.js (A/B comparisons)
+  --node-arg FLAG      a flag for node running Punctual, e.g. --cpu-prof (repeatable)
+  --temporal-arg FLAG  an extra flag for temporal server start-dev, which the bench then starts itself
+                       (an experiment, e.g. --temporal-arg=--sqlite-pragma --temporal-arg=journal_mode=wal)
+  --env NAME=VALUE     extra environment for the Punctual process (repeatable; tuning experiments)
+  --label TEXT         added to the result file names and the table title
+  --out DIR            where results go (default bench/results)
+  --keep               keep the temporary DATA_DIR
+  --skip-baseline      Punctual only
+  --phases LIST        run only these of closed,backlog,e2e,timers,submit,paced (default all)`;
+
+function parseArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = {
+    calls: 400,
+    concurrency: 50,
+    phaseCapSeconds: 60,
+    backlog: 300,
+    e2eRate: undefined,
+    e2eSeconds: 30,
+    submitLevels: [1, 10, 50],
+    submits: 300,
+    rate: 100,
+    pacedSeconds: 20,
+    timers: 300,
+    timerMinS: 5,
+    timerMaxS: 20,
+    warmup: 100,
+    pollMs: 10,
+    bundleAtStart: false,
+    keep: false,
+    out: path.join(PROJECT_ROOT, 'bench/results'),
+    label: '',
+    env: {},
+    skipBaseline: false,
+    phases: [...PHASES],
+    punctualEntry: undefined,
+    nodeArgs: [],
+    temporalArgs: [],
+    targetDelayMs: 0,
+  };
+  const int = (v: string | undefined, name: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = () => argv[++i];
+    if (arg === '--calls') o.calls = int(next(), arg, 2);
+    else if (arg === '--concurrency') o.concurrency = int(next(), arg, 1);
+    else if (arg === '--phase-cap') o.phaseCapSeconds = int(next(), arg, 5);
+    else if (arg === '--backlog') o.backlog = int(next(), arg, 1);
+    else if (arg === '--e2e-rate') o.e2eRate = int(next(), arg, 1);
+    else if (arg === '--e2e-seconds') o.e2eSeconds = int(next(), arg, 1);
+    else if (arg === '--submit-levels') o.submitLevels = (next() ?? '').split(',').map((v) => int(v, arg, 1));
+    else if (arg === '--submits') o.submits = int(next(), arg, 1);
+    else if (arg === '--rate') o.rate = int(next(), arg, 1);
+    else if (arg === '--paced-seconds') o.pacedSeconds = int(next(), arg, 1);
+    else if (arg === '--timers') o.timers = int(next(), arg, 0);
+    else if (arg === '--timer-window') {
+      const [a, b] = (next() ?? '').split('-').map((v) => int(v, arg, 1));
+      if (a === undefined || b === undefined || b < a)
+        throw new Error(`--timer-window takes MIN-MAX seconds\n${USAGE}`);
+      o.timerMinS = a;
+      o.timerMaxS = b;
+    } else if (arg === '--warmup') o.warmup = int(next(), arg, 0);
+    else if (arg === '--target-delay-ms') o.targetDelayMs = int(next(), arg, 0);
+    else if (arg === '--poll-ms') o.pollMs = int(next(), arg, 1);
+    else if (arg === '--bundle-at-start') o.bundleAtStart = true;
+    else if (arg === '--keep') o.keep = true;
+    else if (arg === '--skip-baseline') o.skipBaseline = true;
+    else if (arg === '--phases') {
+      o.phases = (next() ?? '').split(',');
+      const unknown = o.phases.filter((p) => !(PHASES as readonly string[]).includes(p));
+      if (unknown.length > 0) throw new Error(`unknown phase ${unknown.join(', ')}\n${USAGE}`);
+    } else if (arg === '--out') o.out = path.resolve(next() ?? '');
+    else if (arg === '--label') o.label = next() ?? '';
+    else if (arg === '--node-arg') o.nodeArgs.push(next() ?? '');
+    else if (arg.startsWith('--temporal-arg=')) o.temporalArgs.push(arg.slice('--temporal-arg='.length));
+    else if (arg === '--temporal-arg') o.temporalArgs.push(next() ?? '');
+    else if (arg === '--punctual') o.punctualEntry = path.resolve(next() ?? '');
+    else if (arg === '--env') {
+      const kv = next() ?? '';
+      const eq = kv.indexOf('=');
+      if (eq < 1) throw new Error(`--env takes NAME=VALUE\n${USAGE}`);
+      o.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg}\n${USAGE}`);
+  }
+  return o;
+}
+
+function brief(p: PhaseResult): string {
+  const parts: string[] = [];
+  for (const k of ['perSecond', 'executedPerSecond', 'completedPerSecond'] as const) {
+    if (p[k] !== undefined) parts.push(`${k} ${fmt(p[k])}`);
+  }
+  for (const k of ['accept', 'e2e', 'lateness', 'projectionLag'] as const) {
+    const s = p[k];
+    if (s !== undefined) parts.push(`${k} p50 ${fmt(s.p50)} p99 ${fmt(s.p99)}`);
+  }
+  if (p.drainMs !== undefined) parts.push(`drained in ${fmt(p.drainMs)} ms`);
+  return parts.join(', ');
+}
+
+/** Number of events in one workflow's history, and their types. */
+async function historyOf(client: Client, workflowId: string): Promise<{ count: number; types: string[] }> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  return { count: events.length, types: events.map((e) => String(e.eventType ?? '?').replace(/^EVENT_TYPE_/, '')) };
+}
+
+async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Promise<void> {
+  const { ctx } = env;
+  const punctual = punctualDriver(ctx);
+  const baseline = opts.skipBaseline ? undefined : baselineDriver(ctx);
+  const systems: Driver[] = baseline === undefined ? [punctual] : [punctual, baseline];
+  const record = (p: PhaseResult, list = report.phases) => {
+    list.push(p);
+    log(`${p.system} ${p.name}: ${brief(p)}`);
+    return p;
+  };
+  const capMs = opts.phaseCapSeconds * 1000;
+
+  if (opts.warmup > 0) {
+    log(`warm-up: ${opts.warmup} calls per system`);
+    for (const d of systems)
+      record((await closedPart(env, d, 'warm-up', opts.warmup, 10, capMs)).result, report.warmUp);
+  }
+
+  const wanted = (phase: (typeof PHASES)[number]) => opts.phases.includes(phase);
+  // ABBA: each system runs two halves, Punctual first and last, so a drift in the machine's
+  // background load over the phase weighs on both alike.
+  const half = Math.ceil(opts.calls / 2);
+  const order = !wanted('closed')
+    ? []
+    : baseline === undefined
+      ? [punctual, punctual]
+      : [punctual, baseline, baseline, punctual];
+  if (order.length > 0) log(`closed loop: ${opts.calls} calls per system, ${opts.concurrency} clients, ABBA`);
+  const parts = new Map<string, Awaited<ReturnType<typeof closedPart>>[]>();
+  for (const d of order) {
+    const part = await closedPart(env, d, 'closed', half, opts.concurrency, capMs / 2);
+    log(`  ${d.name} half: ${fmt(part.result.perSecond)} calls/s`);
+    parts.set(d.name, [...(parts.get(d.name) ?? []), part]);
+  }
+  const closed = new Map([...parts].map(([name, list]) => [name, record(mergeClosed(list))]));
+  for (const d of systems) {
+    const result = closed.get(d.name);
+    const calls = parts.get(d.name)?.flatMap((p) => p.calls) ?? [];
+    if (result !== undefined) result.breakdown = await breakdownOf(env, d, calls);
+  }
+  const lastCall = (name: string) => parts.get(name)?.[0]?.calls[0]?.id;
+  const punctualId = lastCall('punctual');
+  if (punctualId !== undefined) {
+    report.historyEvents.punctual = await historyOf(ctx.temporal, workflowIdFor(ctx.sys.tenantId, punctualId));
+  }
+  const baselineId = lastCall('baseline');
+  if (baselineId !== undefined) report.historyEvents.baseline = await historyOf(ctx.temporal, baselineId);
+
+  const engine = closed.get('baseline')?.perSecond ?? closed.get('punctual')?.perSecond ?? 10;
+  report.e2eRate = opts.e2eRate ?? Math.max(1, Math.min(100, Math.round(engine / 2)));
+
+  if (wanted('backlog')) {
+    log(`backlog: ${opts.backlog} calls per system, submitted by ${opts.concurrency} clients`);
+    for (const d of systems) record(await backlog(env, d, opts.backlog, opts.concurrency));
+  }
+  if (wanted('e2e')) {
+    log(`end to end: ${report.e2eRate} due-now calls/s for ${opts.e2eSeconds} s per system`);
+    for (const d of systems) record(await pacedEndToEnd(env, d, report.e2eRate, opts.e2eSeconds));
+  }
+  if (opts.timers > 0 && wanted('timers')) {
+    log(
+      `timers: ${opts.timers} calls per system, ${report.e2eRate} submitted per second, each due ${opts.timerMinS}–${opts.timerMaxS} s after its submit`,
+    );
+    for (const d of systems) record(await timers(env, d, opts.timers, opts.timerMinS, opts.timerMaxS, report.e2eRate));
+  }
+
+  // Last: these leave workflows for tomorrow behind, and Punctual's relay still starting them.
+  // The baseline goes first each time, so that it does not share the server with that backlog.
+  const accepting = baseline === undefined ? [punctual] : [baseline, punctual];
+  for (const c of wanted('submit') ? opts.submitLevels : []) {
+    log(`submit: ${opts.submits} calls due tomorrow per system, ${c} client${c === 1 ? '' : 's'}`);
+    for (const d of accepting) {
+      const p = record(await submitLevel(env, d, opts.submits, c));
+      if (d === punctual) {
+        const { ms: drainMs, drained } = await drain(ctx, 90_000);
+        Object.assign(p, { drainMs, drained });
+        log(
+          `  relay started the ${opts.submits} workflows within ${fmt(drainMs / 1000)} s${drained ? '' : ' (not all)'}`,
+        );
+      }
+    }
+  }
+  if (wanted('paced')) {
+    log(`submit at ${opts.rate}/s for ${opts.pacedSeconds} s per system, calls due tomorrow`);
+    for (const d of accepting) record(await pacedSubmit(env, d, opts.rate, opts.pacedSeconds));
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const runId = randomBytes(3).toString('hex');
+  const machine = machineInfo(PROJECT_ROOT);
+  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  mkdirSync(opts.out, { recursive: true });
+  const prefix = path.join(opts.out, `${stamp}${opts.label ? `-${opts.label.replace(/[^\w.-]+/g, '_')}` : ''}`);
+  log(
+    `run ${runId}: ${machine.cores} cores, load average ${machine.loadAverageAtStart.join(' ')}; results → ${prefix}.{json,md}`,
+  );
+
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'punctual-bench-'));
+  // As root, PostgreSQL runs as the postgres user, which must be able to enter this folder.
+  chmodSync(workDir, 0o755);
+  const target = new BenchTarget(opts.targetDelayMs);
+  const targetUrl = await target.start();
+  const children: ChildProcess[] = [];
+  let sys: Running | undefined;
+  let connection: Connection | undefined;
+  let db: Database | undefined;
+  let api: Pool | undefined;
+  const sampler = new ProcessSampler(() => ({
+    punctual: sys?.punctual.pid,
+    baseline: sys?.baseline?.pid,
+    temporal: sys?.temporalServer?.pid,
+  }));
+  const interrupted = new Promise<never>((_, reject) => {
+    process.once('SIGINT', () => reject(new Error('interrupted')));
+    process.once('SIGTERM', () => reject(new Error('terminated')));
+  });
+  interrupted.catch(() => undefined);
+  try {
+    sys = await Promise.race([startSystem(opts, runId, workDir, prefix, children), interrupted]);
+    connection = await Connection.connect({ address: sys.temporalAddress });
+    db = openDatabase(sys.databaseUrl, { max: 4, applicationName: 'punctual-bench' });
+    api = new Pool(sys.apiUrl, { connections: 512, keepAliveTimeout: 30_000 });
+    const ctx: Ctx = {
+      sys,
+      api,
+      target,
+      targetUrl,
+      temporal: new Client({ connection, namespace: sys.namespace }),
+      db,
+      runId,
+      pollMs: opts.pollMs,
+    };
+    sampler.start(1000);
+    const report: Report = {
+      runId,
+      startedAt: new Date(started).toISOString(),
+      durationSeconds: 0,
+      label: opts.label,
+      machine,
+      options: opts,
+      mode: !sys.embedded
+        ? 'configured DATABASE_URL + TEMPORAL_ADDRESS'
+        : opts.temporalArgs.length > 0
+          ? `embedded PostgreSQL + EXPERIMENT: temporal server start-dev --db-filename ${opts.temporalArgs.join(' ')}`
+          : 'embedded PostgreSQL + temporal server start-dev (--db-filename)',
+      e2eRate: 0,
+      phases: [],
+      warmUp: [],
+      historyEvents: {},
+      targets: [],
+    };
+    await Promise.race([runPhases(opts, { ctx, sampler }, report), interrupted]);
+    report.durationSeconds = (Date.now() - started) / 1000;
+    report.resourcesAtEnd = sampler.sample();
+    report.targets = evaluateTargets(report);
+    report.target = { requests: target.total, repeated: target.duplicates, maxInFlight: target.maxInFlight };
+    if (target.duplicates > 0)
+      log(`note: the target saw ${target.duplicates} repeated requests (at-least-once repeats)`);
+    const md = markdown(report);
+    writeFileSync(`${prefix}.json`, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(`${prefix}.md`, md);
+    process.stdout.write(`\n${md}\n`);
+    log(`wrote ${prefix}.json and ${prefix}.md`);
+  } finally {
+    sampler.stop();
+    await api?.close().catch(() => undefined);
+    await db?.close().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
+    // The baseline worker first, then Punctual, which stops its servers, then a dev server the
+    // bench started itself (children holds them all, also when the start failed half-way).
+    const order = (c: ChildProcess) => (c === sys?.baseline ? 0 : c === sys?.temporalServer ? 2 : 1);
+    for (const child of [...children].sort((a, b) => order(a) - order(b))) {
+      await stopChild(child, child === sys?.baseline ? 15_000 : 60_000);
+    }
+    await target.stop();
+    if (opts.keep) log(`kept ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,301 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { locateTemporalCli } from '../runtime/temporal-cli';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
+import { embeddedPostgresUrl } from '../runtime/embedded-postgres';
+import { freeLoopbackPort } from '../runtime/process-util';
+import { log, sleep } from './log';
+
+/**
+ * Starts what the benchmark measures: Punctual as `node dist/bin/punctual.js all` (embedded
+ * PostgreSQL and `temporal server start-dev` in a temporary DATA_DIR on free ports, or the
+ * configured DATABASE_URL / TEMPORAL_ADDRESS), and the baseline's worker in a process of its own
+ * on the same Temporal server.
+ */
+
+const PROJECT_ROOT = path.resolve(__dirname, '../..');
+
+export interface SystemOptions {
+  /** Let the worker bundle the workflow code at start (the `npm start` default) instead of a prebuilt bundle. */
+  bundleAtStart: boolean;
+  skipBaseline: boolean;
+  /** Extra environment for the Punctual process (tuning experiments). */
+  env: Record<string, string>;
+  /** Another build's dist/bin/punctual.js (an A/B comparison); default this checkout's. */
+  punctualEntry: string | undefined;
+  /** Flags for node running Punctual, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs: string[];
+  /**
+   * Extra flags for `temporal server start-dev` (an experiment, e.g. SQLite pragmas). When given,
+   * the bench starts the dev server itself, as Punctual would, and hands its address to Punctual.
+   */
+  temporalArgs: string[];
+}
+
+export interface Running {
+  apiUrl: string;
+  apiKey: string;
+  tenantId: string;
+  databaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  punctual: ChildProcess;
+  baseline: ChildProcess | undefined;
+  baselineQueue: string;
+  embedded: boolean;
+  /** The dev server the bench started itself (temporalArgs), if any. */
+  temporalServer: ChildProcess | undefined;
+  dataDir: string;
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error(`${what} not ready within ${timeoutMs / 1000} s`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      if (pattern.test(buffer)) {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (code ${String(code)}) before it was ready; see its log`));
+    });
+  });
+}
+
+/** Every descendant of pid (children first found last), for a last-resort kill. */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    const text = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+    const kids = new Map<number, number[]>();
+    for (const line of text.trim().split('\n')) {
+      const [p, pp] = line.trim().split(/\s+/).map(Number);
+      if (p === undefined || pp === undefined) continue;
+      const list = kids.get(pp) ?? [];
+      list.push(p);
+      kids.set(pp, list);
+    }
+    const stack = [pid];
+    while (stack.length > 0) {
+      const cur = stack.pop()!;
+      for (const k of kids.get(cur) ?? []) {
+        out.push(k);
+        stack.push(k);
+      }
+    }
+  } catch {
+    // ps missing: nothing more we can do.
+  }
+  return out;
+}
+
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const clean = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+  if (!clean) {
+    log(`pid ${pid} did not stop within ${graceMs / 1000} s: killing it and its children`);
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    await exited;
+  }
+}
+
+async function bundle(workflowsPath: string, file: string): Promise<string> {
+  const quiet = () => undefined;
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m) => log(m), error: (m) => log(m) },
+  });
+  writeFileSync(file, code);
+  return file;
+}
+
+export async function startSystem(
+  opts: SystemOptions,
+  runId: string,
+  workDir: string,
+  resultsPrefix: string,
+  children: ChildProcess[],
+): Promise<Running> {
+  const configuredDb = process.env.DATABASE_URL;
+  const configuredTemporal = process.env.TEMPORAL_ADDRESS;
+  const embedded =
+    configuredDb === undefined || configuredDb === '' || configuredTemporal === undefined || configuredTemporal === '';
+  const dataDir = path.join(workDir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const [port, pgPort, temporalPort, uiPort] = [
+    await freeLoopbackPort(),
+    await freeLoopbackPort(),
+    await freeLoopbackPort(),
+    await freeLoopbackPort(),
+  ];
+  const tenantId = `bench-${runId}`;
+  const apiKey = randomBytes(24).toString('hex');
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+
+  const entry = opts.punctualEntry ?? path.join(PROJECT_ROOT, 'dist/bin/punctual.js');
+  let bundlePath: string | undefined;
+  if (!opts.bundleAtStart) {
+    log('bundling the workflow code (as the Docker image does)');
+    bundlePath = await bundle(
+      require.resolve(path.resolve(path.dirname(entry), '../workflows')),
+      path.join(workDir, 'workflow-bundle.js'),
+    );
+  }
+  const baselineBundle = await bundle(
+    require.resolve('./baseline-workflows'),
+    path.join(workDir, 'baseline-bundle.js'),
+  );
+
+  let temporalServer: ChildProcess | undefined;
+  if (embedded && opts.temporalArgs.length > 0) {
+    temporalServer = await startOwnDevServer(temporalPort, dataDir, opts.temporalArgs, resultsPrefix);
+    children.push(temporalServer);
+  }
+
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    EMBEDDED_POSTGRES_PORT: String(pgPort),
+    EMBEDDED_TEMPORAL_PORT: String(temporalPort),
+    EMBEDDED_TEMPORAL_UI_PORT: String(uiPort),
+    API_KEYS: `${tenantId}:${apiKey}`,
+    EGRESS_ALLOWLIST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_SECOND: '0',
+    ...(embedded ? {} : { TEMPORAL_TASK_QUEUE: `punctual-bench-${runId}` }),
+    ...(bundlePath === undefined ? {} : { WORKFLOW_BUNDLE_PATH: bundlePath }),
+    ...opts.env,
+  };
+  if (embedded) {
+    // Half-configured would mix a configured server with an embedded one: use neither.
+    delete env.DATABASE_URL;
+    delete env.TEMPORAL_ADDRESS;
+    if (temporalServer !== undefined) env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
+  }
+  log(
+    `starting Punctual (${embedded ? 'embedded PostgreSQL + temporal server start-dev' : 'configured DATABASE_URL / TEMPORAL_ADDRESS'})`,
+  );
+  const logFile = createWriteStream(`${resultsPrefix}-punctual.log`);
+  const punctual = spawn(process.execPath, [...opts.nodeArgs, entry, 'all'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(punctual);
+  punctual.stdout.pipe(logFile);
+  punctual.stderr.pipe(logFile);
+  await waitForLine(punctual, /Punctual is running/, 300_000, 'Punctual');
+
+  const databaseUrl = embedded
+    ? await embeddedPostgresUrl({ dataDir: path.join(dataDir, 'postgres'), port: pgPort })
+    : configuredDb;
+  if (databaseUrl === undefined) throw new Error('cannot find the embedded PostgreSQL password');
+  const temporalAddress = embedded ? `127.0.0.1:${temporalPort}` : configuredTemporal;
+
+  const baselineQueue = `bench-baseline-${runId}`;
+  let baseline: ChildProcess | undefined;
+  if (!opts.skipBaseline) {
+    baseline = spawn(process.execPath, [path.join(__dirname, 'baseline-worker.js')], {
+      env: {
+        ...process.env,
+        BASELINE_TEMPORAL_ADDRESS: temporalAddress,
+        BASELINE_NAMESPACE: namespace,
+        BASELINE_TASK_QUEUE: baselineQueue,
+        BASELINE_WORKFLOW_BUNDLE: baselineBundle,
+        BASELINE_WORKER_OPTIONS: process.env.BENCH_BASELINE_WORKER_OPTIONS ?? '{}',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.unshift(baseline);
+    const baselineLog = createWriteStream(`${resultsPrefix}-baseline-worker.log`);
+    baseline.stdout?.pipe(baselineLog);
+    baseline.stderr?.pipe(baselineLog);
+    await waitForLine(baseline, /ready/, 120_000, 'baseline worker');
+  }
+  return {
+    apiUrl: `http://127.0.0.1:${port}`,
+    apiKey,
+    tenantId,
+    databaseUrl,
+    temporalAddress,
+    namespace,
+    punctual,
+    baseline,
+    baselineQueue,
+    embedded,
+    dataDir,
+    temporalServer,
+  };
+}
+
+/**
+ * `temporal server start-dev` as runtime/temporal-dev-server.ts runs it for Punctual (database
+ * file under DATA_DIR, headless here, Punctual's search attributes), plus `extra` flags.
+ */
+async function startOwnDevServer(
+  port: number,
+  dataDir: string,
+  extra: string[],
+  resultsPrefix: string,
+): Promise<ChildProcess> {
+  const cli = await locateTemporalCli({ projectRoot: PROJECT_ROOT, log });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    'default',
+    '--db-filename',
+    path.join(dataDir, 'temporal.db'),
+    '--headless',
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...extra,
+  ];
+  log(`experiment: starting temporal ${args.join(' ')}`);
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = createWriteStream(`${resultsPrefix}-temporal.log`);
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error('the dev server exited at start; see its log');
+    try {
+      const connection = await Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace: 'default' });
+        return child;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(250);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sleep } from '../support/net';
+import type { RoleProcess } from './harness';
+import { between, faultRun, inParallel } from './scenario';
+
+/**
+ * The api killed between the commit of a submit and its answer, and at random moments under
+ * load. The client never saw the 202, so it retries with the same Idempotency-Key: it gets the
+ * same id (a replayed 200), and the call runs once. PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT makes
+ * the api SIGKILL itself right after a commit (bin/fault-injection.ts; test-only).
+ */
+
+const runs = [
+  {
+    run: 1,
+    timing: 'self-kill after 10% of commits, restarted at once',
+    crashRate: '0.1',
+    randomKills: false,
+    restartDelayMs: 0,
+  },
+  {
+    run: 2,
+    timing: 'self-kill after 5% of commits + kill -9 every 2–4 s, restarted after 0.5 s',
+    crashRate: '0.05',
+    randomKills: true,
+    restartDelayMs: 500,
+  },
+];
+
+for (const r of runs) {
+  test(`api kill -9 between commit and response, run ${r.run}`, { timeout: 5 * 60_000 }, async () => {
+    await faultRun({ scenario: 'api-kill', run: r.run, timing: r.timing, apiMayDie: true }, async (ctx) => {
+      const { env, client } = ctx;
+      await env.start('worker');
+      await env.start('relay');
+      const apiEnv = { PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT: r.crashRate };
+      let api: RoleProcess = await env.start('api', apiEnv);
+      let stopping = false;
+      let crashes = 0;
+      // The supervisor: whatever kills the api, a new one comes up.
+      const supervisor = (async () => {
+        for (;;) {
+          await api.exited;
+          if (stopping) return;
+          crashes++;
+          ctx.fault(`api died (#${crashes})`, { canRepeatAttempts: false });
+          await sleep(r.restartDelayMs);
+          if (stopping) return;
+          api = env.spawn('api', apiEnv);
+          await api.ready.catch(() => undefined);
+          if (stopping) {
+            await api.stop();
+            return;
+          }
+        }
+      })();
+      let loading = true;
+      const killer = (async () => {
+        while (r.randomKills && loading) {
+          await sleep(between(2_000, 4_000));
+          if (loading && api.alive) api.child.kill('SIGKILL');
+        }
+      })();
+
+      const keys = Array.from({ length: 100 }, (_, i) => `ak${r.run}-${i}`);
+      await inParallel(keys, 6, async (key, i) => {
+        await client.submit({ key, ...(i % 3 === 0 ? { dueInMs: between(500, 3_000) } : {}) });
+      });
+      loading = false;
+      await killer;
+      stopping = true;
+      await api.stop();
+      await supervisor;
+
+      const replayed = [...client.acked.values()].filter((a) => a.status === 200).length;
+      ctx.notes.push(`${crashes} api deaths; ${replayed} submits acknowledged by a replay after a lost answer`);
+      assert.ok(crashes >= 3, `the api died ${crashes} times`);
+      assert.ok(replayed >= 1, 'at least one answer was lost after its commit and replayed');
+    });
+  });
+}
