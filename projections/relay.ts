@@ -69,10 +69,18 @@ export async function runConsumerOnce(db: Db, consumer: LogConsumer, batchSize: 
   });
 }
 
+interface WakeSignal {
+  /** A wake-up came since the loop last cleared this. */
+  woken: boolean;
+  /** Ends the current sleep, while there is one. */
+  wakeUp?: () => void;
+}
+
 export class Relay {
   private stopped = false;
   private listener: pg.Client | undefined;
-  private wakers = new Set<() => void>();
+  /** One per consumer loop, and one for the listener's reconnect pause. */
+  private signals: WakeSignal[] = [];
   private loops: Promise<void>[] = [];
   private readonly batchSize: number;
 
@@ -109,13 +117,26 @@ export class Relay {
   }
 
   start(): void {
-    void this.listen();
-    this.loops = this.consumers.map((c) => this.loop(c));
+    const listening: WakeSignal = { woken: false };
+    this.signals = [listening];
+    void this.listen(listening);
+    this.loops = this.consumers.map((c) => {
+      const signal: WakeSignal = { woken: false };
+      this.signals.push(signal);
+      return this.loop(c, signal);
+    });
   }
 
-  /** Wakes every consumer now (a new event was appended). */
+  /**
+   * Wakes every consumer now (a new event was appended). A consumer busy with a batch keeps the
+   * wake-up and goes round again at once instead of sleeping: the event may have committed after
+   * its read.
+   */
   wake(): void {
-    for (const w of [...this.wakers]) w();
+    for (const signal of this.signals) {
+      signal.woken = true;
+      signal.wakeUp?.();
+    }
   }
 
   async stop(): Promise<void> {
@@ -125,40 +146,47 @@ export class Relay {
     await this.listener?.end().catch(() => undefined);
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Sleeps ms, or less if woken meanwhile; not at all if a wake-up came since the last round. */
+  private sleep(signal: WakeSignal, ms: number): Promise<void> {
+    if (signal.woken || this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.wakers.delete(done);
+        signal.wakeUp = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.wakers.add(done);
+      signal.wakeUp = done;
     });
   }
 
-  private async loop(consumer: LogConsumer): Promise<void> {
+  private async loop(consumer: LogConsumer, signal: WakeSignal): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
       try {
+        // Cleared before reading: a wake-up that arrives during the batch is kept for the next round.
+        signal.woken = false;
         const handled = await runConsumerOnce(this.opts.db, consumer, this.batchSize);
         if (failures > 0) this.opts.log.info({ consumer: consumer.name }, 'consumer recovered');
         failures = 0;
         if (handled > 0) {
           this.opts.log.debug({ consumer: consumer.name, events: handled }, 'events consumed');
         }
-        if (handled < this.batchSize) await this.sleep(handled === -1 ? this.opts.pollMs * 4 : this.opts.pollMs);
+        if (handled < this.batchSize) {
+          await this.sleep(signal, handled === -1 ? this.opts.pollMs * 4 : this.opts.pollMs);
+        }
       } catch (err) {
         failures++;
         const backoff = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
         this.opts.log.warn({ consumer: consumer.name, err, retryInMs: backoff }, 'consumer batch failed');
-        await this.sleep(backoff);
+        signal.woken = false;
+        await this.sleep(signal, backoff);
       }
     }
   }
 
   /** LISTEN for append notifications; reconnects after losing the connection. */
-  private async listen(): Promise<void> {
+  private async listen(signal: WakeSignal): Promise<void> {
     while (!this.stopped) {
       const client = new pg.Client({
         connectionString: this.opts.databaseUrl,
@@ -179,7 +207,8 @@ export class Relay {
         // Postgres unreachable: polling carries on; try again shortly.
       }
       await client.end().catch(() => undefined);
-      if (!this.stopped) await this.sleep(1_000);
+      signal.woken = false;
+      if (!this.stopped) await this.sleep(signal, 1_000);
     }
   }
 }
