@@ -49,3 +49,40 @@ export async function breakdown(client: Client, items: Timed[], sample = 40): Pr
     hitToSeen: summarize(rows.map((r) => r.d)),
   };
 }
+
+/**
+ * For a late timer: when (relative to dueAt, ms) its workflow was started, its timer fired, the
+ * worker took the task that followed, and the target was hit.
+ */
+export interface LateTimer {
+  lateMs: number;
+  startedMs: number | undefined;
+  timerFiredMs: number | undefined;
+  taskStartedMs: number | undefined;
+}
+
+export async function lateTimers(
+  client: Client,
+  items: { workflowId: string; dueAtMs: number; lateMs: number }[],
+  count = 10,
+): Promise<LateTimer[]> {
+  const latest = [...items].sort((a, b) => b.lateMs - a.lateMs).slice(0, count);
+  const out: LateTimer[] = [];
+  for (const item of latest) {
+    try {
+      const events = (await client.workflow.getHandle(item.workflowId).fetchHistory()).events ?? [];
+      const at = (pred: (e: (typeof events)[number]) => boolean, after = -1) => {
+        const e = events.find((x, i) => i > after && pred(x));
+        return e?.eventTime == null ? undefined : { ms: tsToMs(e.eventTime) - item.dueAtMs, index: events.indexOf(e) };
+      };
+      const started = at((e) => e.workflowExecutionStartedEventAttributes != null);
+      const fired = at((e) => e.timerFiredEventAttributes != null);
+      const task =
+        fired === undefined ? undefined : at((e) => e.workflowTaskStartedEventAttributes != null, fired.index);
+      out.push({ lateMs: item.lateMs, startedMs: started?.ms, timerFiredMs: fired?.ms, taskStartedMs: task?.ms });
+    } catch {
+      // Skip what cannot be read.
+    }
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
-import { breakdown, type Breakdown } from './breakdown';
+import { breakdown, lateTimers, type Breakdown, type LateTimer } from './breakdown';
 import { log, sleep } from './log';
 import { drain, LagSampler, type Accepted, type Ctx, type Driver, type Finished, type SystemName } from './drivers';
-import { usageBetween, type ProcessSampler, type WindowUsage } from './procstat';
+import { usageBetween, type ThreadedSampler, type WindowUsage } from './procstat';
 import { nowMs, summarize, type Summary } from './stats';
 
 /** What one phase measured on one system. Latencies in ms; rates per second. */
@@ -35,6 +35,8 @@ export interface PhaseResult {
   /** Time the system needed afterwards until every due call was done and consumers caught up. */
   drainMs?: number;
   drained?: boolean;
+  /** Timers: the latest ones, and when each step happened relative to dueAt. */
+  latest?: LateTimer[];
   /** Where the closed loop's time went, from a sample of Temporal histories. */
   breakdown?: Breakdown;
   /** Sub-runs merged into this one (ABBA order). */
@@ -46,7 +48,7 @@ export interface PhaseResult {
 
 export interface PhaseEnv {
   ctx: Ctx;
-  sampler: ProcessSampler;
+  sampler: ThreadedSampler;
 }
 
 const nums = (items: Finished[], pick: (f: Finished) => number | undefined) =>
@@ -105,9 +107,9 @@ async function eventLoopDelay(ctx: Ctx): Promise<{ p50: number; p99: number; max
 /** Runs `body` between two resource samples and attaches the usage of that window. */
 async function measured(env: PhaseEnv, body: () => Promise<PhaseResult>): Promise<PhaseResult> {
   await eventLoopDelay(env.ctx);
-  const from = env.sampler.sample();
+  const from = await env.sampler.sample();
   const result = await body();
-  const to = env.sampler.sample();
+  const to = await env.sampler.sample();
   result.usage = usageBetween(env.sampler, from, to);
   result.eventLoopDelay = await eventLoopDelay(env.ctx);
   return result;
@@ -345,20 +347,26 @@ const tomorrow = () => new Date(Date.now() + 24 * 3600_000);
  * taking the call is timed — although Punctual's relay and worker do start their workflows
  * meanwhile, as they would in production.
  */
-export async function submitLevel(env: PhaseEnv, driver: Driver, n: number, concurrency: number): Promise<PhaseResult> {
+export async function submitLevel(
+  env: PhaseEnv,
+  driver: Driver,
+  n: number,
+  concurrency: number,
+  capMs: number,
+): Promise<PhaseResult> {
   return measured(env, async () => {
     const accepted: Accepted[] = [];
     const { value, lag } = await withLag(env, driver, () =>
-      closedLoop(n, concurrency, Number.POSITIVE_INFINITY, async () => {
+      closedLoop(n, concurrency, nowMs() + capMs, async () => {
         accepted.push(await driver.accept(`submit-c${concurrency}`, tomorrow()));
       }),
     );
     return {
       name: `submit c=${concurrency}`,
       system: driver.name,
-      n,
+      n: accepted.length,
       concurrency,
-      perSecond: n / (value.wallMs / 1000),
+      perSecond: accepted.length / (value.wallMs / 1000),
       accept: summarize(accepted.map((a) => a.acceptMs)),
       ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
     };
@@ -398,11 +406,13 @@ export async function timers(
   maxS: number,
   rate: number,
 ): Promise<PhaseResult> {
+  let lateItems: { workflowId: string; dueAtMs: number; lateMs: number }[] = [];
   const result = await measured(env, async () => {
     const due = () => new Date(Date.now() + (minS + Math.random() * (maxS - minS)) * 1000);
     const { results: accepted, errors } = await openLoop(rate, n / rate, () => driver.accept('timer', due()));
     await Promise.all(accepted.map((a) => env.ctx.target.waitFor(a.id, maxS * 1000 + 60_000).catch(() => undefined)));
     const late = accepted.map((a) => (env.ctx.target.hitAt(a.id) ?? Number.NaN) - a.dueAtMs);
+    lateItems = accepted.map((a, i) => ({ workflowId: driver.workflowId(a.id), dueAtMs: a.dueAtMs, lateMs: late[i]! }));
     return {
       name: `timers ${n} × ${minS}–${maxS} s`,
       system: driver.name,
@@ -415,5 +425,9 @@ export async function timers(
     };
   });
   Object.assign(result, await settle(env, driver));
+  result.latest = await lateTimers(
+    env.ctx.temporal,
+    lateItems.filter((i) => !Number.isNaN(i.lateMs)),
+  );
   return result;
 }

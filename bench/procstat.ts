@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 /**
  * CPU and memory of the processes under test, from /proc (Linux only). Processes are grouped:
@@ -116,7 +117,6 @@ export interface Roots {
 export class ProcessSampler {
   private readonly lastCpu = new Map<string, { group: Group; cpu: number }>();
   readonly samples: Sample[] = [];
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly roots: () => Roots) {}
 
@@ -172,15 +172,63 @@ export class ProcessSampler {
     this.samples.push(s);
     return s;
   }
+}
 
-  start(intervalMs = 1000): void {
-    this.timer = setInterval(() => this.sample(), intervalMs);
-    this.timer.unref();
+/**
+ * The sampler on a thread of its own: reading /proc for every process takes a few milliseconds,
+ * and done on the driver's event loop it would delay the very responses being timed.
+ */
+export class ThreadedSampler {
+  readonly samples: Sample[] = [];
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, (s: Sample) => void>();
+  private seq = 0;
+
+  constructor(
+    private readonly roots: () => Roots,
+    intervalMs = 1000,
+  ) {
+    this.worker = new Worker(__filename, { workerData: { procstatSampler: true, intervalMs } });
+    this.worker.on('message', (m: { id?: number; sample: Sample }) => {
+      this.samples.push(m.sample);
+      if (m.id !== undefined) {
+        this.waiting.get(m.id)?.(m.sample);
+        this.waiting.delete(m.id);
+      }
+    });
   }
 
-  stop(): void {
-    clearInterval(this.timer);
+  /** Takes a sample now (and tells the thread which processes to watch from now on). */
+  sample(): Promise<Sample> {
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.worker.postMessage({ id, roots: this.roots() });
+    });
   }
+
+  /** Samples every interval from now on, besides the samples asked for. */
+  start(): void {
+    this.worker.postMessage({ roots: this.roots(), periodic: true });
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+if (!isMainThread && (workerData as { procstatSampler?: boolean } | null)?.procstatSampler === true) {
+  let roots: Roots = {};
+  const sampler = new ProcessSampler(() => roots);
+  const intervalMs = (workerData as { intervalMs: number }).intervalMs;
+  let timer: NodeJS.Timeout | undefined;
+  parentPort?.on('message', (m: { id?: number; roots: Roots; periodic?: boolean }) => {
+    roots = m.roots;
+    if (m.periodic === true && timer === undefined) {
+      timer = setInterval(() => parentPort?.postMessage({ sample: sampler.sample() }), intervalMs);
+    }
+    if (m.id !== undefined) parentPort?.postMessage({ id: m.id, sample: sampler.sample() });
+  });
 }
 
 export interface GroupUsage {
@@ -201,7 +249,7 @@ export interface WindowUsage {
 }
 
 /** Usage between two samples (inclusive of the samples taken in between, for memory maxima). */
-export function usageBetween(sampler: ProcessSampler, from: Sample, to: Sample): WindowUsage {
+export function usageBetween(sampler: { samples: Sample[] }, from: Sample, to: Sample): WindowUsage {
   const seconds = (to.at - from.at) / 1000;
   const inside = sampler.samples.filter((s) => s.at >= from.at && s.at <= to.at);
   const groups = Object.fromEntries(

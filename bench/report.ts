@@ -36,6 +36,7 @@ export interface BenchOptions {
   punctualEntry: string | undefined;
   nodeArgs: string[];
   temporalArgs: string[];
+  pgSettings: Record<string, string>;
   targetDelayMs: number;
 }
 

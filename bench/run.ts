@@ -21,7 +21,7 @@ import {
   type PhaseEnv,
   type PhaseResult,
 } from './phases';
-import { ProcessSampler } from './procstat';
+import { ThreadedSampler } from './procstat';
 import { evaluateTargets, machineInfo, markdown, PHASES, type BenchOptions, type Report } from './report';
 import { fmt } from './stats';
 import { startSystem, stopChild, type Running } from './system';
@@ -35,17 +35,18 @@ import { BenchTarget } from './target';
 const PROJECT_ROOT = path.resolve(__dirname, '../..');
 
 const USAGE = `usage: npm run bench -- [options]
-  --calls N            calls per system in the closed loop (default 400)
+  --calls N            calls per system in the closed loop (default 300)
   --concurrency N      clients in the closed loop and the backlog (default 50)
-  --phase-cap S        stop a closed-loop half after S seconds (default 60)
+  --phase-cap S        stop a closed-loop half after S/2 seconds and a submit level after S/4 (default 60)
   --backlog N          calls per system in the backlog phase (default 300)
   --e2e-rate R         due-now calls per second in the end-to-end phase
                        (default: half the baseline's closed-loop throughput, at most 100)
   --e2e-seconds S      length of the end-to-end phase (default 30)
-  --timers N           calls due later (default 300), --timer-window MIN-MAX seconds ahead (default 5-20)
-  --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 300)
-  --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 20)
-  --warmup N           warm-up calls per system (default 100)
+  --timers N           calls due later (default 200), submitted at the end-to-end rate,
+                       --timer-window MIN-MAX seconds after each submit (default 5-20)
+  --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 200)
+  --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 10)
+  --warmup N           warm-up calls per system (default 60)
   --target-delay-ms N  the target answers after N ms (default 0)
   --poll-ms N          how often a waiting client polls GET /v1/service-calls/{id} (default 10)
   --bundle-at-start    let the worker bundle the workflows at start (npm start) instead of a prebuilt bundle
@@ -53,6 +54,8 @@ const USAGE = `usage: npm run bench -- [options]
   --node-arg FLAG      a flag for node running Punctual, e.g. --cpu-prof (repeatable)
   --temporal-arg FLAG  an extra flag for temporal server start-dev, which the bench then starts itself
                        (an experiment, e.g. --temporal-arg=--sqlite-pragma --temporal-arg=journal_mode=wal)
+  --pg-setting N=V     EXPERIMENT: ALTER SYSTEM SET N = V on the embedded PostgreSQL (e.g. synchronous_commit=off,
+                       never a default; the run is labelled as such)
   --env NAME=VALUE     extra environment for the Punctual process (repeatable; tuning experiments)
   --label TEXT         added to the result file names and the table title
   --out DIR            where results go (default bench/results)
@@ -62,20 +65,20 @@ const USAGE = `usage: npm run bench -- [options]
 
 function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
-    calls: 400,
+    calls: 300,
     concurrency: 50,
     phaseCapSeconds: 60,
     backlog: 300,
     e2eRate: undefined,
     e2eSeconds: 30,
     submitLevels: [1, 10, 50],
-    submits: 300,
+    submits: 200,
     rate: 100,
-    pacedSeconds: 20,
-    timers: 300,
+    pacedSeconds: 10,
+    timers: 200,
     timerMinS: 5,
     timerMaxS: 20,
-    warmup: 100,
+    warmup: 60,
     pollMs: 10,
     bundleAtStart: false,
     keep: false,
@@ -87,6 +90,7 @@ function parseArgs(argv: string[]): BenchOptions {
     punctualEntry: undefined,
     nodeArgs: [],
     temporalArgs: [],
+    pgSettings: {},
     targetDelayMs: 0,
   };
   const int = (v: string | undefined, name: string, min: number) => {
@@ -130,7 +134,12 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (arg.startsWith('--temporal-arg=')) o.temporalArgs.push(arg.slice('--temporal-arg='.length));
     else if (arg === '--temporal-arg') o.temporalArgs.push(next() ?? '');
     else if (arg === '--punctual') o.punctualEntry = path.resolve(next() ?? '');
-    else if (arg === '--env') {
+    else if (arg === '--pg-setting') {
+      const kv = next() ?? '';
+      const eq = kv.indexOf('=');
+      if (eq < 1) throw new Error(`--pg-setting takes NAME=VALUE\n${USAGE}`);
+      o.pgSettings[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else if (arg === '--env') {
       const kv = next() ?? '';
       const eq = kv.indexOf('=');
       if (eq < 1) throw new Error(`--env takes NAME=VALUE\n${USAGE}`);
@@ -141,6 +150,12 @@ function parseArgs(argv: string[]): BenchOptions {
     } else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
   return o;
+}
+
+function modeOf(opts: BenchOptions, sys: Running): string {
+  if (!sys.embedded) return 'configured DATABASE_URL + TEMPORAL_ADDRESS';
+  if (opts.temporalArgs.length === 0) return 'embedded PostgreSQL + temporal server start-dev (--db-filename)';
+  return `embedded PostgreSQL + EXPERIMENT: temporal server start-dev --db-filename ${opts.temporalArgs.join(' ')}`;
 }
 
 function brief(p: PhaseResult): string {
@@ -235,7 +250,7 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
   for (const c of wanted('submit') ? opts.submitLevels : []) {
     log(`submit: ${opts.submits} calls due tomorrow per system, ${c} client${c === 1 ? '' : 's'}`);
     for (const d of accepting) {
-      const p = record(await submitLevel(env, d, opts.submits, c));
+      const p = record(await submitLevel(env, d, opts.submits, c, capMs / 4));
       if (d === punctual) {
         const { ms: drainMs, drained } = await drain(ctx, 90_000);
         Object.assign(p, { drainMs, drained });
@@ -273,7 +288,7 @@ async function main(): Promise<void> {
   let connection: Connection | undefined;
   let db: Database | undefined;
   let api: Pool | undefined;
-  const sampler = new ProcessSampler(() => ({
+  const sampler = new ThreadedSampler(() => ({
     punctual: sys?.punctual.pid,
     baseline: sys?.baseline?.pid,
     temporal: sys?.temporalServer?.pid,
@@ -287,6 +302,13 @@ async function main(): Promise<void> {
     sys = await Promise.race([startSystem(opts, runId, workDir, prefix, children), interrupted]);
     connection = await Connection.connect({ address: sys.temporalAddress });
     db = openDatabase(sys.databaseUrl, { max: 4, applicationName: 'punctual-bench' });
+    for (const [name, value] of Object.entries(opts.pgSettings)) {
+      if (!sys.embedded) throw new Error('--pg-setting changes only the embedded PostgreSQL the bench started');
+      if (!/^[a-z_]+$/.test(name)) throw new Error(`--pg-setting: bad name ${name}`);
+      log(`EXPERIMENT: PostgreSQL ${name} = ${value}`);
+      await db.pool.query(`alter system set ${name} = '${value.replace(/'/g, "''")}'`);
+    }
+    if (Object.keys(opts.pgSettings).length > 0) await db.pool.query('select pg_reload_conf()');
     api = new Pool(sys.apiUrl, { connections: 512, keepAliveTimeout: 30_000 });
     const ctx: Ctx = {
       sys,
@@ -298,7 +320,7 @@ async function main(): Promise<void> {
       runId,
       pollMs: opts.pollMs,
     };
-    sampler.start(1000);
+    sampler.start();
     const report: Report = {
       runId,
       startedAt: new Date(started).toISOString(),
@@ -306,11 +328,13 @@ async function main(): Promise<void> {
       label: opts.label,
       machine,
       options: opts,
-      mode: !sys.embedded
-        ? 'configured DATABASE_URL + TEMPORAL_ADDRESS'
-        : opts.temporalArgs.length > 0
-          ? `embedded PostgreSQL + EXPERIMENT: temporal server start-dev --db-filename ${opts.temporalArgs.join(' ')}`
-          : 'embedded PostgreSQL + temporal server start-dev (--db-filename)',
+      mode: `${modeOf(opts, sys)}${
+        Object.keys(opts.pgSettings).length > 0
+          ? `; EXPERIMENT: PostgreSQL ${Object.entries(opts.pgSettings)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`
+          : ''
+      }`,
       e2eRate: 0,
       phases: [],
       warmUp: [],
@@ -319,7 +343,7 @@ async function main(): Promise<void> {
     };
     await Promise.race([runPhases(opts, { ctx, sampler }, report), interrupted]);
     report.durationSeconds = (Date.now() - started) / 1000;
-    report.resourcesAtEnd = sampler.sample();
+    report.resourcesAtEnd = await sampler.sample();
     report.targets = evaluateTargets(report);
     report.target = { requests: target.total, repeated: target.duplicates, maxInFlight: target.maxInFlight };
     if (target.duplicates > 0)
@@ -330,7 +354,7 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${md}\n`);
     log(`wrote ${prefix}.json and ${prefix}.md`);
   } finally {
-    sampler.stop();
+    await sampler.stop();
     await api?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
     await connection?.close().catch(() => undefined);
