@@ -1,16 +1,24 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { handleCommand, nextEventEnvelope, requestFromSubmitted, type Decision, type Deps } from '../core/commands';
-import type { AttemptRecord, NewEvent, ServiceCallSubmitted } from '../core/events';
+import {
+  handleCommand,
+  nextEventEnvelope,
+  requestFromSubmitted,
+  type CommandOptions,
+  type Decision,
+  type Deps,
+} from '../core/commands';
+import type { AttemptRecord, NewEvent, ServiceCallSubmitted, StoredEvent } from '../core/events';
+import { isConnectionError, pgErrorOf } from '../core/db';
 import { ConcurrencyError, readStream } from '../core/event-store';
 import { isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { fold, type Status } from '../core/service-call';
 import { callsFinished, httpAttemptDuration, timerLateness } from '../core/metrics';
-import { activeSigningSecrets, signatureHeaders } from '../core/signing';
-import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome } from './http';
+import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
+import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome, type OutgoingRequest } from './http';
 
 export interface ServiceCallRef {
   tenantId: string;
@@ -26,6 +34,12 @@ export interface ActivityDeps extends Deps {
 /** Failure types raised by activities; the ones listed as non-retryable are final. */
 export const FailureType = {
   NotFound: 'ServiceCallNotFound',
+  /**
+   * The attempt failed before its request left the worker (the database was unreachable for the
+   * stream, the due mark or the signing secrets). Not an attempt at all: the workflow waits and
+   * runs the same attempt again, for as long as it takes, instead of counting it.
+   */
+  NotSent: 'AttemptNotSent',
 } as const;
 export const NON_RETRYABLE_FAILURE_TYPES: string[] = [FailureType.NotFound];
 
@@ -37,6 +51,14 @@ export interface AttemptReport {
   status: Status;
   /** Set when another attempt is due: how long to wait for it. */
   retryInMs: number | null;
+}
+
+/**
+ * Tells Temporal this activity is alive. A local activity (how attempts run) has no heartbeat of
+ * its own: the worker keeps its workflow task alive instead.
+ */
+function heartbeat(ctx: Context): void {
+  if (!ctx.info.isLocal) ctx.heartbeat();
 }
 
 const messageIdForAttempt = (serviceCallId: string, attempt: number) =>
@@ -76,39 +98,55 @@ export function createActivities(deps: ActivityDeps) {
    * the server's clock is not ours: a short wait is done here, a long one is handed back to the
    * workflow as a durable sleep (status Scheduled with retryInMs).
    */
-  async function markDue(ref: ServiceCallRef, submitted: ServiceCallSubmitted): Promise<AttemptReport> {
-    const early = new Date(submitted.data.dueAt).getTime() - now().getTime();
+  async function markDue(
+    ref: ServiceCallRef,
+    submitted: ServiceCallSubmitted,
+    stream: CommandOptions,
+    onDue: () => void,
+  ): Promise<AttemptReport> {
+    const dueMs = new Date(submitted.data.dueAt).getTime();
+    const early = dueMs - now().getTime();
     if (early > MAX_EARLY_WAIT_MS) {
       deps.log.warn({ ...ref, earlyMs: early }, "timer fired long before dueAt by this worker's clock; sleeping again");
       return { status: 'Scheduled', retryInMs: early };
     }
-    if (early > 0) await sleep(early);
-    const status = await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history) => {
-      if (state === undefined) notFound(ref);
-      if (state.status !== 'Scheduled') return { events: [], result: state.status };
-      const at = now();
-      const event: NewEvent = {
-        ...nextEventEnvelope(state, history, deterministicMessageId(ref.serviceCallId, 'due'), at),
-        type: 'DueTimeReached',
-        data: { reachedAt: at.toISOString() },
-      };
-      deps.log.info(
-        { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, correlationId: event.correlationId },
-        'due time reached',
-      );
-      return { events: [event], result: 'Running' as const };
-    });
+    // Every timer with a lead (TIMER_LEAD_MS) waits here; setTimeout can fire a millisecond before
+    // the clock reaches dueAt, so the clock decides when the wait is over.
+    for (let left = early; left > 0; left = dueMs - now().getTime()) await sleep(left);
+    onDue();
+    const status = await handleCommand(
+      deps,
+      ref.tenantId,
+      ref.serviceCallId,
+      (state, history) => {
+        if (state === undefined) notFound(ref);
+        if (state.status !== 'Scheduled') return { events: [], result: state.status };
+        const at = now();
+        const event: NewEvent = {
+          ...nextEventEnvelope(state, history, deterministicMessageId(ref.serviceCallId, 'due'), at),
+          type: 'DueTimeReached',
+          data: { reachedAt: at.toISOString() },
+        };
+        deps.log.info(
+          { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, correlationId: event.correlationId },
+          'due time reached',
+        );
+        return { events: [event], result: 'Running' as const };
+      },
+      stream,
+    );
     return { status, retryInMs: null };
   }
 
   /**
-   * Appends the attempt's event. Postgres may blink right after a target answered: retrying here
-   * (heartbeating) avoids repeating the HTTP call for what is only a recording problem.
+   * Appends the attempt's event. Postgres may be away right after a target answered: retrying here
+   * until it is back avoids repeating the HTTP call for what is only a recording problem.
    */
   async function recordAttempt(
     ref: ServiceCallRef,
     attempt: number,
     outcome: HttpAttemptOutcome,
+    known?: readonly StoredEvent[],
   ): Promise<AttemptReport> {
     const record = attemptRecord(attempt, outcome);
     for (let round = 1; ; round++) {
@@ -154,15 +192,100 @@ export function createActivities(deps: ActivityDeps) {
             finished = succeeded ? 'Succeeded' : 'Failed';
             return { events: [event], result: { status: finished, retryInMs: null } };
           },
+          // After a failed round the stream is read afresh.
+          round === 1 ? { known } : {},
         );
         if (finished !== undefined) callsFinished.inc({ outcome: finished });
         return report;
       } catch (err) {
-        if (err instanceof ApplicationFailure || err instanceof ConcurrencyError || round >= 8) throw err;
-        deps.log.warn({ err, ...ref, attempt }, 'recording the attempt failed; retrying');
-        Context.current().heartbeat();
-        await sleep(Math.min(10_000, 250 * 2 ** round));
+        if (err instanceof ApplicationFailure || err instanceof ConcurrencyError) throw err;
+        // The request has been sent: failing here would make Temporal send it again. Wait for the
+        // database instead, as long as the activity's timeout allows, heartbeating (every 2 s at
+        // most, well inside the 5 s heartbeat timeout) so that Temporal knows this worker lives.
+        const ctx = Context.current();
+        if (ctx.cancellationSignal.aborted) throw err;
+        if (round === 1 || round % 10 === 0) {
+          deps.log.warn({ err, ...ref, attempt, round }, 'recording the attempt failed; retrying');
+        }
+        heartbeat(ctx);
+        await sleep(Math.min(2_000, 100 * 2 ** round));
       }
+    }
+  }
+
+  /**
+   * Everything before the request leaves: the stream, the due mark (first attempt), the request
+   * as submitted (secrets unsealed in memory only), its signature. Either the call needs no
+   * sending (a report) or here is what to send.
+   */
+  async function prepareAttempt(ref: ServiceCallRef & { attempt: number }): Promise<
+    | { report: AttemptReport }
+    | {
+        submitted: ServiceCallSubmitted;
+        request: OutgoingRequest;
+        history: readonly StoredEvent[];
+      }
+  > {
+    const streamId = streamIdFor(ref.tenantId, ref.serviceCallId);
+    let history: readonly StoredEvent[] = await readStream(deps.db, streamId);
+    const submitted = history[0];
+    if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
+    if (history.some((e) => e.messageId === messageIdForAttempt(ref.serviceCallId, ref.attempt))) {
+      const state = fold(history);
+      if (state === undefined) notFound(ref);
+      return { report: reportOf(state) };
+    }
+    // Read while DueTimeReached is being appended (after the wait for dueAt, so that a secret
+    // revoked meanwhile does not sign).
+    let signing: Promise<SigningSecretView[]> | undefined;
+    const readSigning = () => {
+      if (signing === undefined) {
+        signing = activeSigningSecrets(deps.db, deps.keyring, ref.tenantId);
+        signing.catch(() => undefined);
+      }
+      return signing;
+    };
+    if (ref.attempt === 1) {
+      // Decided on the stream just read; the append's version check catches a cancel since.
+      const stream = { known: history, onAppended: (h: StoredEvent[]) => (history = h) };
+      const due = await markDue(ref, submitted, stream, readSigning);
+      if (due.status !== 'Running') return { report: due };
+    }
+    const request = requestFromSubmitted(submitted.data, streamId, deps.keyring);
+    const { headers, body } = encodeBody(request.headers, request.body);
+    const secrets = await readSigning();
+    const ours: Record<string, string> = {
+      // The same on every attempt, so a target can deduplicate.
+      'idempotency-key': ref.serviceCallId,
+      ...signatureHeaders(
+        secrets.map((s) => s.secret),
+        ref.serviceCallId,
+        Math.floor(now().getTime() / 1000),
+        body ?? '',
+      ),
+    };
+    // Our headers never replace one the tenant set.
+    for (const [name, value] of Object.entries(ours)) if (!hasHeader(headers, name)) headers[name] = value;
+    return { submitted, request: { method: request.method, url: request.url, headers, body }, history };
+  }
+
+  /**
+   * Runs work that comes before the request is sent. A database failure in it becomes
+   * AttemptNotSent: the workflow waits and tries the same attempt again without counting it, so
+   * a database outage delays a due call, however long, and never fails it unsent. Anything else
+   * (a sealed value the running ENCRYPTION_KEY cannot open) fails the attempt as before.
+   */
+  async function notSentOnFailure<T>(ref: ServiceCallRef & { attempt: number }, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TemporalFailure || (!isConnectionError(err) && pgErrorOf(err) === undefined)) throw err;
+      deps.log.warn({ err, ...ref }, 'attempt could not be prepared; not sent, will run again');
+      throw ApplicationFailure.create({
+        type: FailureType.NotSent,
+        message: `attempt ${ref.attempt} not sent: ${err instanceof Error ? err.message : String(err)}`,
+        nonRetryable: true,
+      });
     }
   }
 
@@ -182,69 +305,51 @@ export function createActivities(deps: ActivityDeps) {
      * again; a crash between the call and the record repeats the call (at-least-once).
      */
     async runAttempt(ref: ServiceCallRef & { attempt: number }): Promise<AttemptReport> {
-      const streamId = streamIdFor(ref.tenantId, ref.serviceCallId);
-      const history = await readStream(deps.db, streamId);
-      const submitted = history[0];
-      if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
-      if (history.some((e) => e.messageId === messageIdForAttempt(ref.serviceCallId, ref.attempt))) {
-        const state = fold(history);
-        if (state === undefined) notFound(ref);
-        return reportOf(state);
-      }
-      if (ref.attempt === 1) {
-        const due = await markDue(ref, submitted);
-        if (due.status !== 'Running') return due;
-      }
-      const request = requestFromSubmitted(submitted.data, streamId, deps.keyring);
-      const { headers, body } = encodeBody(request.headers, request.body);
-      const secrets = await activeSigningSecrets(deps.db, deps.keyring, ref.tenantId);
-      const ours: Record<string, string> = {
-        // The same on every attempt, so a target can deduplicate.
-        'idempotency-key': ref.serviceCallId,
-        ...signatureHeaders(
-          secrets.map((s) => s.secret),
-          ref.serviceCallId,
-          Math.floor(now().getTime() / 1000),
-          body ?? '',
-        ),
-      };
-      // Our headers never replace one the tenant set.
-      for (const [name, value] of Object.entries(ours)) if (!hasHeader(headers, name)) headers[name] = value;
-
       const ctx = Context.current();
-      const log = {
-        tenantId: ref.tenantId,
-        serviceCallId: ref.serviceCallId,
-        attempt: ref.attempt,
-        correlationId: submitted.correlationId,
-      };
-      deps.log.info({ ...log, method: request.method }, 'http attempt started');
       // Heartbeats let Temporal notice a dead worker long before the start-to-close timeout.
-      const beat = setInterval(() => ctx.heartbeat(), 1_000);
-      let outcome: HttpAttemptOutcome;
+      const beat = setInterval(() => heartbeat(ctx), 1_000);
       try {
-        outcome = await performHttpRequest(
-          { method: request.method, url: request.url, headers, body },
-          { timeoutMs: submitted.data.timeoutMs, dispatcher: deps.http, signal: ctx.cancellationSignal },
+        const prepared = await notSentOnFailure(ref, () => prepareAttempt(ref));
+        if ('report' in prepared) return prepared.report;
+        const { submitted, request, history } = prepared;
+        const log = {
+          tenantId: ref.tenantId,
+          serviceCallId: ref.serviceCallId,
+          attempt: ref.attempt,
+          correlationId: submitted.correlationId,
+        };
+        deps.log.info({ ...log, method: request.method }, 'http attempt started');
+        const outcome = await performHttpRequest(request, {
+          timeoutMs: submitted.data.timeoutMs,
+          dispatcher: deps.http,
+          signal: ctx.cancellationSignal,
+        });
+        if (ctx.cancellationSignal.aborted) {
+          // Cut short by the worker (shutting down, or the attempt timed out), not by the target:
+          // nothing to record. The attempt runs again, and the target may see it twice.
+          deps.log.warn({ ...log, error: outcome.error }, 'http attempt cancelled by the worker; not recorded');
+          throw new CancelledFailure('the attempt was cancelled before its outcome could be recorded');
+        }
+        deps.log.info(
+          { ...log, statusCode: outcome.statusCode, latencyMs: outcome.latencyMs, error: outcome.error },
+          'http attempt finished',
         );
+        const elapsedMs = new Date(outcome.finishedAt).getTime() - new Date(outcome.startedAt).getTime();
+        httpAttemptDuration.observe(
+          {
+            result: isSuccessStatus(outcome.statusCode) ? 'success' : outcome.statusCode === null ? 'error' : 'failure',
+          },
+          (outcome.latencyMs ?? elapsedMs) / 1000,
+        );
+        if (ref.attempt === 1) {
+          timerLateness.observe(
+            Math.max(0, new Date(outcome.startedAt).getTime() - new Date(submitted.data.dueAt).getTime()) / 1000,
+          );
+        }
+        return await recordAttempt(ref, ref.attempt, outcome, history);
       } finally {
         clearInterval(beat);
       }
-      deps.log.info(
-        { ...log, statusCode: outcome.statusCode, latencyMs: outcome.latencyMs, error: outcome.error },
-        'http attempt finished',
-      );
-      const elapsedMs = new Date(outcome.finishedAt).getTime() - new Date(outcome.startedAt).getTime();
-      httpAttemptDuration.observe(
-        { result: isSuccessStatus(outcome.statusCode) ? 'success' : outcome.statusCode === null ? 'error' : 'failure' },
-        (outcome.latencyMs ?? elapsedMs) / 1000,
-      );
-      if (ref.attempt === 1) {
-        timerLateness.observe(
-          Math.max(0, new Date(outcome.startedAt).getTime() - new Date(submitted.data.dueAt).getTime()) / 1000,
-        );
-      }
-      return recordAttempt(ref, ref.attempt, outcome);
     },
 
     /** The attempt could not complete at all (workers kept dying): record it as a failed attempt. */

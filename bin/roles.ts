@@ -203,6 +203,11 @@ export async function startWorker({ config, infra, log, keyring }: RoleContext):
       ? { workflowsPath: require.resolve('../workflows') }
       : { workflowBundle: { codePath: config.workflowBundlePath } }),
     activities,
+    // Attempts run as local activities, and each holds its workflow task open while it runs: the
+    // workflow task slots must hold every attempt in flight plus room for the other tasks (starts,
+    // fired timers, cancels), or a slow target would cap a worker at the SDK's default of 40.
+    maxConcurrentLocalActivityExecutions: config.workerAttemptSlots,
+    maxConcurrentWorkflowTaskExecutions: config.workerAttemptSlots + 40,
     shutdownGraceTime: '10 seconds',
   });
   const running = worker.run();
@@ -231,6 +236,7 @@ export async function startRelay({ config, infra, log }: RoleContext): Promise<R
         client: temporal.client,
         taskQueue: config.temporalTaskQueue,
         log: relayLog,
+        wakeEarlyMs: config.timerLeadMs,
       }),
     ],
   );

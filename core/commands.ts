@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { idempotencyKeys } from '../drizzle/schema';
-import type { Db } from './db';
+import type { Db, DbOrTx } from './db';
 import {
   AGGREGATE_TYPE,
   SCHEMA_VERSION,
@@ -161,32 +161,38 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
       timeoutMs: cmd.timeoutMs,
     },
   };
-  const result = await deps.db.transaction(async (tx) => {
-    if (cmd.idempotencyKey !== undefined) {
-      const fingerprint = fingerprintOf(cmd, deps.keyring);
-      // A concurrent submit with the same key waits here on the unique index until the first
-      // commits, then sees its row: exactly one of them writes the event.
-      const inserted = await tx
-        .insert(idempotencyKeys)
-        .values({ tenantId: cmd.tenantId, key: cmd.idempotencyKey, serviceCallId: id, fingerprint })
-        .onConflictDoNothing()
-        .returning({ id: idempotencyKeys.serviceCallId });
-      if (inserted.length === 0) {
-        const [existing] = await tx
-          .select()
-          .from(idempotencyKeys)
-          .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, cmd.idempotencyKey)));
-        if (existing === undefined) throw new Error('idempotency row vanished during submit');
-        if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(cmd.idempotencyKey);
-        const [first] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
-        if (first === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
-        return submitResultOf(first, true);
-      }
-    }
-    const [stored] = await appendToStream(tx, streamId, 0, [event]);
+  const append = async (db: DbOrTx): Promise<SubmitResult> => {
+    const [stored] = await appendToStream(db, streamId, 0, [event]);
     if (stored === undefined) throw new Error('append returned no event');
     return submitResultOf(stored, false);
-  });
+  };
+  const idempotencyKey = cmd.idempotencyKey;
+  // Without a key the append is one statement, atomic by itself: no BEGIN and COMMIT round trips.
+  const result =
+    idempotencyKey === undefined
+      ? await append(deps.db)
+      : await deps.db.transaction(async (tx) => {
+          const fingerprint = fingerprintOf(cmd, deps.keyring);
+          // A concurrent submit with the same key waits here on the unique index until the first
+          // commits, then sees its row: exactly one of them writes the event.
+          const inserted = await tx
+            .insert(idempotencyKeys)
+            .values({ tenantId: cmd.tenantId, key: idempotencyKey, serviceCallId: id, fingerprint })
+            .onConflictDoNothing()
+            .returning({ id: idempotencyKeys.serviceCallId });
+          if (inserted.length === 0) {
+            const [existing] = await tx
+              .select()
+              .from(idempotencyKeys)
+              .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, idempotencyKey)));
+            if (existing === undefined) throw new Error('idempotency row vanished during submit');
+            if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(idempotencyKey);
+            const [first] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
+            if (first === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
+            return submitResultOf(first, true);
+          }
+          return append(tx);
+        });
   if (!result.replayed) {
     deps.notifier.poke();
     logAppended(deps, [event]);
@@ -199,6 +205,17 @@ export interface Decision<R> {
   result: R;
 }
 
+export interface CommandOptions {
+  /**
+   * The stream as the caller last read it, to decide on without reading it again. A stale one
+   * costs a retry, never a wrong write: the append's version check refuses it and the stream is
+   * read afresh. Events are only ever added, so a decision to do nothing stays right.
+   */
+  known?: readonly StoredEvent[];
+  /** Called after a successful append with the stream as it now is. */
+  onAppended?: (history: StoredEvent[]) => void;
+}
+
 /**
  * Runs `decide` against the current state of a call and appends what it returns, re-reading
  * and deciding again when another writer got there first.
@@ -208,17 +225,19 @@ export async function handleCommand<R>(
   tenantId: string,
   serviceCallId: string,
   decide: (state: ServiceCallState | undefined, history: StoredEvent[]) => Decision<R>,
+  opts: CommandOptions = {},
 ): Promise<R> {
   const streamId = streamIdFor(tenantId, serviceCallId);
   for (let round = 1; ; round++) {
-    const history = await readStream(deps.db, streamId);
+    const history = round === 1 && opts.known !== undefined ? [...opts.known] : await readStream(deps.db, streamId);
     const state = fold(history);
     const { events, result } = decide(state, history);
     if (events.length === 0) return result;
     try {
-      await appendToStream(deps.db, streamId, state?.version ?? 0, events);
+      const stored = await appendToStream(deps.db, streamId, state?.version ?? 0, events);
       deps.notifier.poke();
       logAppended(deps, events);
+      opts.onAppended?.([...history, ...stored]);
       return result;
     } catch (err) {
       if (!(err instanceof ConcurrencyError) || round >= 10) throw err;

@@ -32,6 +32,14 @@ export interface Config {
   metricsPort: number | undefined;
   /** How often the relay looks for new events when no notification woke it. */
   relayPollMs: number;
+  /**
+   * How long before dueAt a call's timer fires (read by the relay, which starts the workflows).
+   * The attempt waits out the rest in the worker, so Temporal's dispatch delay is spent before
+   * dueAt instead of after it; nothing is sent before dueAt.
+   */
+  timerLeadMs: number;
+  /** HTTP attempts one worker runs at once (each one holds a workflow task open while it runs). */
+  workerAttemptSlots: number;
   /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
   temporalUiUrl: string | undefined;
   /** A workflow bundle made ahead of time (bundleWorkflowCode); absent → bundle at start. */
@@ -145,6 +153,8 @@ export function loadConfig(env: Env = process.env): Config {
     sensitiveHeaders: list(env, 'SENSITIVE_HEADERS'),
     metricsPort: optional(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535),
     relayPollMs: int(env, 'RELAY_POLL_MS', 500, 10, 60_000),
+    timerLeadMs: int(env, 'TIMER_LEAD_MS', 1000, 0, 10_000),
+    workerAttemptSlots: int(env, 'WORKER_ATTEMPT_SLOTS', 100, 1, 10_000),
     temporalUiUrl:
       optional(env, 'TEMPORAL_UI_URL') ??
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),

@@ -14,6 +14,8 @@ export interface StarterOptions {
   log: Logger;
   /** How many calls are handed to Temporal at once. */
   concurrency?: number;
+  /** How long before dueAt the workflow's timer fires (config.timerLeadMs). */
+  wakeEarlyMs?: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
               serviceCallId: event.aggregateId,
               dueAt: event.data.dueAt,
               timeoutMs: event.data.timeoutMs,
+              wakeEarlyMs: opts.wakeEarlyMs ?? 0,
             },
           ],
           workflowIdConflictPolicy: 'USE_EXISTING',

@@ -6,7 +6,9 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -22,6 +24,12 @@ export interface ServiceCallInput {
   dueAt: string;
   /** Timeout of one HTTP attempt, so the activity's own timeout can sit above it. */
   timeoutMs: number;
+  /**
+   * How long before dueAt the timer fires (absent: 0). The first attempt then waits out the rest
+   * in the worker before it records DueTimeReached and sends, so the time Temporal takes to hand
+   * the fired timer to a worker is spent before dueAt rather than after it.
+   */
+  wakeEarlyMs?: number;
 }
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
@@ -43,22 +51,40 @@ const store = proxyActivities<Activities>({
   },
 });
 
+// A retry happens only when an attempt could not finish after its request may have left (the
+// worker died, the attempt timed out): HTTP failures are results, and a failure before sending is
+// AttemptNotSent, which the workflow handles without counting it. A repeated attempt that reaches
+// the target is the at-least-once hit a target deduplicates with the idempotency-key header.
+const ATTEMPT_RETRY = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  maximumAttempts: 5,
+  nonRetryableErrorTypes: ['ServiceCallNotFound', 'AttemptNotSent'],
+};
+
+/** Longest wait between two tries of an attempt that could not be sent. */
+const NOT_SENT_MAX_WAIT_MS = 30_000;
+
+/**
+ * Workflows that started an attempt before attempts became local activities replay it as the
+ * activity it was; every later one takes the local path.
+ */
+export const LOCAL_ATTEMPTS_PATCH = 'attempts-as-local-activities';
+
 function attemptActivities(timeoutMs: number) {
-  return proxyActivities<Activities>({
-    // Room for the HTTP timeout, the signing-secret read and a few tries at recording.
-    startToCloseTimeout: timeoutMs + 60_000,
-    heartbeatTimeout: '5 seconds',
-    // A retry happens only when an attempt could not finish (the worker died, the database
-    // was gone): HTTP failures are results. A repeated attempt that reaches the target is the
-    // at-least-once hit a target deduplicates with the idempotency-key header.
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '10 seconds',
-      maximumAttempts: 5,
-      nonRetryableErrorTypes: ['ServiceCallNotFound'],
-    },
-  });
+  // Room for the HTTP timeout, the wait for dueAt after an early timer, and for recording while
+  // the database is away (the outcome is kept in memory meanwhile: timing out would mean sending
+  // again). A dead worker is noticed by heartbeat or workflow task timeouts, not by this one.
+  const startToCloseTimeout = timeoutMs + 5 * 60_000;
+  if (patched(LOCAL_ATTEMPTS_PATCH)) {
+    // A local activity runs in the workflow task that decided it: no activity task to schedule,
+    // dispatch, start and complete, and no second workflow task (measured: half the Temporal
+    // server's CPU per call, bench/README.md). A dead worker shows as a workflow task timeout,
+    // and the attempt runs again, as it would after a heartbeat timeout.
+    return proxyLocalActivities<Activities>({ startToCloseTimeout, retry: ATTEMPT_RETRY });
+  }
+  return proxyActivities<Activities>({ startToCloseTimeout, heartbeatTimeout: '5 seconds', retry: ATTEMPT_RETRY });
 }
 
 const TERMINAL: ReadonlySet<ServiceCallOutcome> = new Set(['Succeeded', 'Failed', 'Cancelled']);
@@ -75,7 +101,7 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
   });
 
   try {
-    const wait = new Date(input.dueAt).getTime() - Date.now();
+    const wait = new Date(input.dueAt).getTime() - Date.now() - (input.wakeEarlyMs ?? 0);
     if (wait > 0) await condition(() => cancelRequested, wait);
   } catch (err) {
     // `temporal workflow cancel` during the sleep means the same as the API's cancel.
@@ -99,15 +125,24 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
     // Rides along with the first activity's command: no extra round trip.
     upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
     let attempt = 1;
+    let notSent = 0;
     for (;;) {
       phase = `attempt ${attempt}`;
       let report: AttemptReport;
       try {
         report = await runAttempt({ ...ref, attempt });
+        notSent = 0;
       } catch (err) {
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
-          throw err;
+        const failure =
+          err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+        if (failure?.type === 'AttemptNotSent') {
+          // Nothing left the worker: not an attempt. The same one again once the database is back.
+          notSent++;
+          phase = `attempt ${attempt} not sent (${notSent} tries); waiting to try again`;
+          await sleep(Math.min(NOT_SENT_MAX_WAIT_MS, 500 * 2 ** Math.min(notSent, 6)));
+          continue;
         }
+        if (failure?.nonRetryable === true) throw err;
         const reason = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createHttpDispatcher } from '../../activities/http';
@@ -18,16 +19,18 @@ let env: TestEnv;
 let activities: ReturnType<typeof createActivities>;
 const http = createHttpDispatcher({ policy: new EgressPolicy(['127.0.0.1']) });
 
+const activitiesDeps = () => ({
+  db: env.database.db,
+  notifier: new AppendNotifier(env.database.pool),
+  keyring: env.keyring,
+  redactor: createHeaderRedactor(),
+  http,
+  log: env.log,
+});
+
 before(async () => {
   env = await createTestEnv({ worker: false, relay: false });
-  activities = createActivities({
-    db: env.database.db,
-    notifier: new AppendNotifier(env.database.pool),
-    keyring: env.keyring,
-    redactor: createHeaderRedactor(),
-    http,
-    log: env.log,
-  });
+  activities = createActivities(activitiesDeps());
 });
 after(async () => {
   await http.close();
@@ -101,4 +104,74 @@ test('a lost attempt is recorded as a failed attempt and retried by policy', asy
   const last = events[3];
   assert.ok(last?.type === 'ServiceCallFailed');
   assert.match(String(last.data.result.error), /worker died twice/);
+});
+
+/**
+ * The event store as the activities see it, with a switch that makes every statement fail the way
+ * an unreachable PostgreSQL does.
+ */
+function flakyDb() {
+  const state = { down: false, refused: 0 };
+  const db = new Proxy(env.database.db, {
+    get(target, prop, receiver) {
+      if (prop === 'execute' && state.down) {
+        return () => {
+          state.refused++;
+          return Promise.reject(
+            Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+          );
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { state, db };
+}
+
+test('a database failure before the request is sent is AttemptNotSent, and nothing is sent', async () => {
+  const id = await submit({ request: { method: 'GET', url: env.target.url('/not-sent') } });
+  const { state, db } = flakyDb();
+  const flaky = createActivities({ ...activitiesDeps(), db });
+  state.down = true;
+  await assert.rejects(
+    run(() => flaky.runAttempt({ tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 })),
+    (err: unknown) => err instanceof ApplicationFailure && err.type === 'AttemptNotSent' && err.nonRetryable,
+  );
+  assert.ok(state.refused > 0);
+  assert.equal(env.target.hitsFor('/not-sent').length, 0);
+  // Once the database is back, the same attempt runs and is recorded.
+  state.down = false;
+  const report = await run(() => flaky.runAttempt({ tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 }));
+  assert.deepEqual(report, { status: 'Succeeded', retryInMs: null });
+  assert.equal(env.target.hitsFor('/not-sent').length, 1);
+});
+
+test('an outcome that cannot be recorded at once waits for the database instead of sending again', async () => {
+  const id = await submit({ request: { method: 'GET', url: env.target.url('/record-later') } });
+  const { state, db } = flakyDb();
+  let waits = 0;
+  const flaky = createActivities({
+    ...activitiesDeps(),
+    db,
+    // The record loop's pauses: the database comes back after the fifth.
+    sleep: () => {
+      if (++waits === 5) state.down = false;
+      return Promise.resolve();
+    },
+  });
+  env.target.route('/record-later', () => {
+    state.down = true;
+    return { status: 200, body: 'ok' };
+  });
+  const report = await run(() => flaky.runAttempt({ tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 }));
+  assert.deepEqual(report, { status: 'Succeeded', retryInMs: null });
+  assert.equal(waits, 5);
+  assert.ok(state.refused >= 5);
+  assert.equal(env.target.hitsFor('/record-later').length, 1);
+  const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
+  );
 });

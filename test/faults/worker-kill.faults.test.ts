@@ -15,8 +15,8 @@ const TARGET_DELAY_MS = 10_000;
 /** The calls' own attempt timeout, well above the target's delay. */
 const CALL_TIMEOUT_MS = 30_000;
 /**
- * Five workers: each has at most 64 connections to one origin, and while attempts run as local
- * activities, at most 40 at once (a workflow task slot stays taken for the whole attempt).
+ * Five workers: each holds at most 64 connections to one origin (and runs at most
+ * WORKER_ATTEMPT_SLOTS attempts), so together they keep ~200 requests open.
  */
 const WORKERS = 5;
 
