@@ -6,7 +6,7 @@ import { AGGREGATE_TYPE, SCHEMA_VERSION, type NewEvent, type StoredEvent } from 
 import { appendToStream, ConcurrencyError, LOG_START, readLogAfter, readStream } from '../../core/event-store';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { runConsumerOnce, type LogConsumer } from '../../projections/relay';
+import { Relay, runConsumerOnce, type LogConsumer } from '../../projections/relay';
 import { createTestEnv, type TestEnv } from '../support/env';
 
 let env: TestEnv;
@@ -151,6 +151,55 @@ describe('gap-free log reading', () => {
       const a = all[i - 1]!;
       const b = all[i]!;
       assert.ok(BigInt(a.tx) < BigInt(b.tx) || (a.tx === b.tx && a.globalPosition < b.globalPosition));
+    }
+  });
+});
+
+describe('relay', () => {
+  test('appends that come quicker than the coalescing window are taken in one round', async () => {
+    const name = `coalesce-${randomUUID()}`;
+    // Start the consumer at the end of the log as it is.
+    while ((await runConsumerOnce(env.database.db, recordingConsumer(name, []), 1000)) > 0);
+    const batches: number[] = [];
+    const relay = new Relay(
+      // No polling to speak of: only wake-ups make rounds.
+      { db: env.database.db, databaseUrl: env.infra.databaseUrl, log: env.log, pollMs: 60_000, coalesceMs: 2_000 },
+      [
+        {
+          name,
+          transactional: true,
+          handle: (batch) => {
+            batches.push(batch.length);
+            return Promise.resolve();
+          },
+        },
+      ],
+    );
+    const total = () => batches.reduce((a, b) => a + b, 0);
+    const until = async (n: number) => {
+      for (let waited = 0; total() < n; waited += 20) {
+        assert.ok(waited < 30_000, `the relay took ${total()} of ${n} events`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    relay.start();
+    try {
+      const tenant = `relay-${randomUUID()}`;
+      const append = async () => {
+        const id = randomUUID();
+        await appendToStream(env.database.db, `${tenant}:${id}`, 0, [submitted(tenant, id)]);
+        relay.wake();
+      };
+      await append();
+      await until(1);
+      const before = batches.length;
+      // Nine appends right after a round: each wakes the relay, and none may make a round of its own.
+      for (let i = 0; i < 9; i++) await append();
+      await until(10);
+      assert.equal(total(), 10);
+      assert.ok(batches.length - before <= 2, `nine quick appends took ${batches.length - before} rounds`);
+    } finally {
+      await relay.stop();
     }
   });
 });
