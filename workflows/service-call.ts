@@ -87,6 +87,17 @@ function attemptActivities(timeoutMs: number) {
   return proxyActivities<Activities>({ startToCloseTimeout, heartbeatTimeout: '5 seconds', retry: ATTEMPT_RETRY });
 }
 
+/**
+ * The ApplicationFailure an attempt failed with. A local activity's failure reaches the workflow
+ * as it was thrown; an activity's (workflows from before LOCAL_ATTEMPTS_PATCH) as the cause of an
+ * ActivityFailure.
+ */
+function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause;
+  return undefined;
+}
+
 const TERMINAL: ReadonlySet<ServiceCallOutcome> = new Set(['Succeeded', 'Failed', 'Cancelled']);
 /** Wait before running an attempt again that could not be recorded at all. */
 const NOT_RECORDED_RETRY_MS = 30_000;
@@ -133,8 +144,7 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         report = await runAttempt({ ...ref, attempt });
         notSent = 0;
       } catch (err) {
-        const failure =
-          err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+        const failure = applicationFailureOf(err);
         if (failure?.type === 'AttemptNotSent') {
           // Nothing left the worker: not an attempt. The same one again once the database is back.
           notSent++;
@@ -143,7 +153,12 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
           continue;
         }
         if (failure?.nonRetryable === true) throw err;
-        const reason = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+        const reason =
+          err instanceof ActivityFailure
+            ? (err.cause?.message ?? err.message)
+            : err instanceof Error
+              ? err.message
+              : String(err);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
       if (TERMINAL.has(report.status)) return finish(report.status);

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Activities, AttemptReport } from '../../activities';
+import type { ServiceCallInput } from '../../workflows/service-call';
+
+/**
+ * The workflow against the real Temporal server, with stand-in activities (the subject is the
+ * workflow's handling of what they report): an attempt that fails with AttemptNotSent is run
+ * again as the same attempt, never counted and never recorded as lost.
+ */
+
+const address = process.env.PUNCTUAL_TEST_TEMPORAL_ADDRESS ?? '';
+const bundlePath = process.env.PUNCTUAL_TEST_WORKFLOW_BUNDLE ?? '';
+const taskQueue = `attempt-not-sent-${randomUUID()}`;
+
+let connection: Connection;
+let nativeConnection: NativeConnection;
+let client: Client;
+
+before(async () => {
+  assert.ok(address !== '' && bundlePath !== '', 'run through npm test (test/run.ts starts Temporal)');
+  connection = await Connection.connect({ address });
+  nativeConnection = await NativeConnection.connect({ address });
+  client = new Client({ connection });
+});
+after(async () => {
+  await connection?.close();
+  await nativeConnection?.close();
+});
+
+interface Calls {
+  attempts: number[];
+  lost: number[];
+}
+
+/** Activities whose runAttempt fails `notSent` times with AttemptNotSent, then succeeds. */
+function standIns(notSent: number, calls: Calls): Partial<Activities> {
+  return {
+    runAttempt(ref: { attempt: number }): Promise<AttemptReport> {
+      calls.attempts.push(ref.attempt);
+      if (calls.attempts.length <= notSent) {
+        throw ApplicationFailure.create({ type: 'AttemptNotSent', message: 'database away', nonRetryable: true });
+      }
+      return Promise.resolve({ status: 'Succeeded', retryInMs: null });
+    },
+    recordLostAttempt(ref: { attempt: number }): Promise<AttemptReport> {
+      calls.lost.push(ref.attempt);
+      return Promise.resolve({ status: 'Failed', retryInMs: null });
+    },
+  };
+}
+
+test('AttemptNotSent runs the same attempt again, uncounted, until it can be sent', async () => {
+  const calls: Calls = { attempts: [], lost: [] };
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: bundlePath },
+    activities: standIns(2, calls),
+  });
+  const input: ServiceCallInput = {
+    tenantId: 'tenant-not-sent',
+    serviceCallId: randomUUID(),
+    dueAt: new Date().toISOString(),
+    timeoutMs: 1_000,
+  };
+  const outcome = await worker.runUntil(
+    client.workflow.execute('serviceCall', {
+      taskQueue,
+      workflowId: `not-sent/${input.serviceCallId}`,
+      args: [input],
+      workflowExecutionTimeout: '60 seconds',
+    }),
+  );
+  assert.equal(outcome, 'Succeeded');
+  assert.deepEqual(calls.attempts, [1, 1, 1], 'the same attempt, three times');
+  assert.deepEqual(calls.lost, [], 'nothing recorded as a lost attempt');
+});
