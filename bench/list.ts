@@ -12,7 +12,7 @@ import { loadConfig } from '../core/config';
 import { Keyring } from '../core/crypto';
 import { EgressPolicy } from '../core/egress-policy';
 import { createHeaderRedactor } from '../core/redact';
-import { migrateDatabase, openDatabase } from '../core/db';
+import { createDatabase, migrateDatabase, openDatabase } from '../core/db';
 import { AppendNotifier } from '../core/event-store';
 import type { Status } from '../core/service-call';
 import { listQuery, type ListFilter } from '../projections/service-calls';
@@ -65,15 +65,10 @@ async function freshDatabase(keep: boolean): Promise<{ url: string; cleanup(): P
   const given = process.env.DATABASE_URL;
   if (given !== undefined && given !== '') {
     const name = `punctual_bench_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: given });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const url = new URL(given);
-    url.pathname = `/${name}`;
+    const url = await createDatabase(given, name);
     log(`database ${name} on the DATABASE_URL server`);
     return {
-      url: url.toString(),
+      url,
       async cleanup() {
         if (keep) {
           log(`kept database ${name}`);

@@ -43,6 +43,24 @@ export function openDatabase(url: string, opts: { max?: number; applicationName?
   };
 }
 
+/**
+ * Creates the database `name` on the server `adminUrl` points at (as a role that may CREATE
+ * DATABASE) and returns its URL: tests and benchmarks each take a database of their own.
+ */
+export async function createDatabase(adminUrl: string, name: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain database name: ${name}`);
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 /** Arbitrary constant shared by every Punctual process: only one applies migrations at a time. */
 const MIGRATION_LOCK_KEY = 0x70756e63;
 

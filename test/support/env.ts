@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import pg from 'pg';
 import { registerApiKey } from '../../core/api-keys';
 import { loadConfig, type Config } from '../../core/config';
-import { migrateDatabase, openDatabase, type Database } from '../../core/db';
+import { createDatabase, migrateDatabase, openDatabase, type Database } from '../../core/db';
 import { createLogger, type Logger } from '../../core/logger';
 import { startApi, startRelay, startWorker, type Infra, type RoleContext, type RunningRole } from '../../bin/roles';
 import { Keyring } from '../../core/crypto';
@@ -55,13 +54,7 @@ export async function createTestEnv(
   const temporalAddress = required('PUNCTUAL_TEST_TEMPORAL_ADDRESS');
   const suffix = randomBytes(5).toString('hex');
   const dbName = `punctual_test_${suffix}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
-  const databaseUrl = url.toString();
+  const databaseUrl = await createDatabase(adminUrl, dbName);
   await migrateDatabase(databaseUrl);
 
   const tenants = {
