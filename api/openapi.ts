@@ -45,6 +45,17 @@ const requestExample = {
   timeoutMs: 5000,
 };
 
+/** What the example call's one attempt got back: in its attempt record and as its result. */
+const answerExample = {
+  statusCode: 202,
+  latencyMs: 171,
+  error: null,
+  responseSnippet: '{"queued":true}',
+  snippetEncoding: 'utf8',
+  truncated: false,
+  responseHeaders: { 'content-type': 'application/json' },
+};
+
 const summaryExample = {
   id: CALL_ID,
   status: 'Succeeded',
@@ -60,16 +71,7 @@ const summaryExample = {
   nextAttemptAt: null,
   createdAt: CREATED_AT,
   updatedAt: '2030-01-01T09:00:00.182Z',
-  result: {
-    outcome: 'Succeeded',
-    statusCode: 202,
-    latencyMs: 171,
-    error: null,
-    responseSnippet: '{"queued":true}',
-    snippetEncoding: 'utf8',
-    truncated: false,
-    responseHeaders: { 'content-type': 'application/json' },
-  },
+  result: { outcome: 'Succeeded', ...answerExample },
 };
 
 const detailExample = {
@@ -79,13 +81,7 @@ const detailExample = {
       attempt: 1,
       startedAt: '2030-01-01T09:00:00.004Z',
       finishedAt: '2030-01-01T09:00:00.175Z',
-      statusCode: 202,
-      latencyMs: 171,
-      error: null,
-      responseSnippet: '{"queued":true}',
-      snippetEncoding: 'utf8',
-      truncated: false,
-      responseHeaders: { 'content-type': 'application/json' },
+      ...answerExample,
     },
   ],
 };
