@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities, AttemptReport } from '../../activities';
@@ -78,5 +78,40 @@ test('AttemptNotSent runs the same attempt again, uncounted, until it can be sen
   );
   assert.equal(outcome, 'Succeeded');
   assert.deepEqual(calls.attempts, [1, 1, 1], 'the same attempt, three times');
+  assert.deepEqual(calls.lost, [], 'nothing recorded as a lost attempt');
+});
+
+test('ServiceCallNotFound from an attempt ends the workflow at once, recording nothing', async () => {
+  const calls: Calls = { attempts: [], lost: [] };
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: bundlePath },
+    activities: {
+      ...standIns(0, calls),
+      runAttempt(ref: { attempt: number }): Promise<AttemptReport> {
+        calls.attempts.push(ref.attempt);
+        throw ApplicationFailure.create({ type: 'ServiceCallNotFound', message: 'no events', nonRetryable: true });
+      },
+    },
+  });
+  const input: ServiceCallInput = {
+    tenantId: 'tenant-not-found',
+    serviceCallId: randomUUID(),
+    dueAt: new Date().toISOString(),
+    timeoutMs: 1_000,
+  };
+  await assert.rejects(
+    worker.runUntil(
+      client.workflow.execute('serviceCall', {
+        taskQueue,
+        workflowId: `not-found/${input.serviceCallId}`,
+        args: [input],
+        workflowExecutionTimeout: '60 seconds',
+      }),
+    ),
+    (err: unknown) => err instanceof WorkflowFailedError && /no events/.test(String(err.cause?.message)),
+  );
+  assert.deepEqual(calls.attempts, [1], 'not retried');
   assert.deepEqual(calls.lost, [], 'nothing recorded as a lost attempt');
 });
