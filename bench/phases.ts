@@ -132,17 +132,32 @@ async function closedLoop(
   return { started: Math.min(next, n), wallMs: nowMs() - began };
 }
 
-async function withLag<T>(env: PhaseEnv, driver: Driver, body: () => Promise<T>) {
-  if (driver.name !== 'punctual') return { value: await body(), lag: undefined };
+/** Runs `body`, sampling Punctual's consumer lag meanwhile; `lag` is ready to spread into a PhaseResult. */
+async function withLag<T>(
+  env: PhaseEnv,
+  driver: Driver,
+  body: () => Promise<T>,
+): Promise<{ value: T; lag: Pick<PhaseResult, 'projectionLag' | 'starterLag'> }> {
+  if (driver.name !== 'punctual') return { value: await body(), lag: {} };
   const sampler = new LagSampler(env.ctx.db);
   sampler.start();
   try {
     const value = await body();
-    return { value, lag: await sampler.stop() };
+    const { projection, starter } = await sampler.stop();
+    return { value, lag: { projectionLag: projection, starterLag: starter } };
   } catch (err) {
     await sampler.stop();
     throw err;
   }
+}
+
+/** What every fixed-rate phase reports about its open loop. */
+function openLoopFields(
+  rate: number,
+  seconds: number,
+  loop: { results: unknown[]; errors: number; maxSlipMs: number },
+) {
+  return { n: loop.results.length, rate, seconds, errors: loop.errors, maxSlipMs: loop.maxSlipMs };
 }
 
 async function settle(env: PhaseEnv, driver: Driver, timeoutMs = 120_000) {
@@ -180,7 +195,7 @@ export async function closedPart(
       concurrency,
       perSecond: calls.length / (value.wallMs / 1000),
       ...finishedStats(calls),
-      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+      ...lag,
     };
   });
   Object.assign(result, await settle(env, driver));
@@ -272,7 +287,7 @@ export async function backlog(env: PhaseEnv, driver: Driver, n: number, concurre
       completedPerSecond: n / ((lastVisible - t0) / 1000),
       seconds: (acceptedAt - t0) / 1000,
       ...finishedStats(finished),
-      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+      ...lag,
     };
   });
   Object.assign(result, await settle(env, driver));
@@ -326,13 +341,9 @@ export async function pacedEndToEnd(
     return {
       name: `end to end at ${rate}/s`,
       system: driver.name,
-      n: value.results.length,
-      rate,
-      seconds,
-      errors: value.errors,
-      maxSlipMs: value.maxSlipMs,
+      ...openLoopFields(rate, seconds, value),
       ...finishedStats(value.results),
-      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+      ...lag,
     };
   });
   Object.assign(result, await settle(env, driver));
@@ -368,7 +379,7 @@ export async function submitLevel(
       concurrency,
       perSecond: accepted.length / (value.wallMs / 1000),
       accept: summarize(accepted.map((a) => a.acceptMs)),
-      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+      ...lag,
     };
   });
 }
@@ -382,13 +393,9 @@ export async function pacedSubmit(env: PhaseEnv, driver: Driver, rate: number, s
     return {
       name: `submit at ${rate}/s`,
       system: driver.name,
-      n: value.results.length,
-      rate,
-      seconds,
-      errors: value.errors,
-      maxSlipMs: value.maxSlipMs,
+      ...openLoopFields(rate, seconds, value),
       accept: summarize(value.results.map((a) => a.acceptMs)),
-      ...(lag === undefined ? {} : { projectionLag: lag.projection, starterLag: lag.starter }),
+      ...lag,
     };
   });
 }
