@@ -37,14 +37,16 @@ interface Calls {
   lost: number[];
 }
 
-/** Activities whose runAttempt fails `notSent` times with AttemptNotSent, then succeeds. */
-function standIns(notSent: number, calls: Calls): Partial<Activities> {
+/**
+ * Stand-ins whose runAttempt throws what `failure(n)` gives for its n-th call (1-based), or
+ * succeeds when it gives nothing.
+ */
+function standIns(calls: Calls, failure: (n: number) => Error | undefined): Partial<Activities> {
   return {
     runAttempt(ref: { attempt: number }): Promise<AttemptReport> {
       calls.attempts.push(ref.attempt);
-      if (calls.attempts.length <= notSent) {
-        throw ApplicationFailure.create({ type: 'AttemptNotSent', message: 'database away', nonRetryable: true });
-      }
+      const err = failure(calls.attempts.length);
+      if (err !== undefined) throw err;
       return Promise.resolve({ status: 'Succeeded', retryInMs: null });
     },
     recordLostAttempt(ref: { attempt: number }): Promise<AttemptReport> {
@@ -54,27 +56,36 @@ function standIns(notSent: number, calls: Calls): Partial<Activities> {
   };
 }
 
-test('AttemptNotSent runs the same attempt again, uncounted, until it can be sent', async () => {
-  const calls: Calls = { attempts: [], lost: [] };
+/** Runs one due-now serviceCall workflow on a worker with these activities; its outcome. */
+async function runServiceCall(activities: Partial<Activities>): Promise<unknown> {
   const worker = await Worker.create({
     connection: nativeConnection,
     taskQueue,
     workflowBundle: { codePath: bundlePath },
-    activities: standIns(2, calls),
+    activities,
   });
   const input: ServiceCallInput = {
-    tenantId: 'tenant-not-sent',
+    tenantId: 'tenant-workflow-test',
     serviceCallId: randomUUID(),
     dueAt: new Date().toISOString(),
     timeoutMs: 1_000,
   };
-  const outcome = await worker.runUntil(
+  return worker.runUntil(
     client.workflow.execute('serviceCall', {
       taskQueue,
-      workflowId: `not-sent/${input.serviceCallId}`,
+      workflowId: `workflow-test/${input.serviceCallId}`,
       args: [input],
       workflowExecutionTimeout: '60 seconds',
     }),
+  );
+}
+
+const failure = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+
+test('AttemptNotSent runs the same attempt again, uncounted, until it can be sent', async () => {
+  const calls: Calls = { attempts: [], lost: [] };
+  const outcome = await runServiceCall(
+    standIns(calls, (n) => (n <= 2 ? failure('AttemptNotSent', 'database away') : undefined)),
   );
   assert.equal(outcome, 'Succeeded');
   assert.deepEqual(calls.attempts, [1, 1, 1], 'the same attempt, three times');
@@ -83,33 +94,8 @@ test('AttemptNotSent runs the same attempt again, uncounted, until it can be sen
 
 test('ServiceCallNotFound from an attempt ends the workflow at once, recording nothing', async () => {
   const calls: Calls = { attempts: [], lost: [] };
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    taskQueue,
-    workflowBundle: { codePath: bundlePath },
-    activities: {
-      ...standIns(0, calls),
-      runAttempt(ref: { attempt: number }): Promise<AttemptReport> {
-        calls.attempts.push(ref.attempt);
-        throw ApplicationFailure.create({ type: 'ServiceCallNotFound', message: 'no events', nonRetryable: true });
-      },
-    },
-  });
-  const input: ServiceCallInput = {
-    tenantId: 'tenant-not-found',
-    serviceCallId: randomUUID(),
-    dueAt: new Date().toISOString(),
-    timeoutMs: 1_000,
-  };
   await assert.rejects(
-    worker.runUntil(
-      client.workflow.execute('serviceCall', {
-        taskQueue,
-        workflowId: `not-found/${input.serviceCallId}`,
-        args: [input],
-        workflowExecutionTimeout: '60 seconds',
-      }),
-    ),
+    runServiceCall(standIns(calls, () => failure('ServiceCallNotFound', 'no events'))),
     (err: unknown) => err instanceof WorkflowFailedError && /no events/.test(String(err.cause?.message)),
   );
   assert.deepEqual(calls.attempts, [1], 'not retried');
