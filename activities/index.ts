@@ -18,6 +18,7 @@ import type { Logger } from '../core/logger';
 import { fold, type Status } from '../core/service-call';
 import { callsFinished, httpAttemptDuration, timerLateness } from '../core/metrics';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
+import { FailureType } from '../workflows/failure-types';
 import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome, type OutgoingRequest } from './http';
 
 export interface ServiceCallRef {
@@ -30,18 +31,6 @@ export interface ActivityDeps extends Deps {
   log: Logger;
   sleep?: (ms: number) => Promise<void>;
 }
-
-/** Failure types raised by activities; the ones listed as non-retryable are final. */
-export const FailureType = {
-  NotFound: 'ServiceCallNotFound',
-  /**
-   * The attempt failed before its request left the worker (the database was unreachable for the
-   * stream, the due mark or the signing secrets). Not an attempt at all: the workflow waits and
-   * runs the same attempt again, for as long as it takes, instead of counting it.
-   */
-  NotSent: 'AttemptNotSent',
-} as const;
-export const NON_RETRYABLE_FAILURE_TYPES: string[] = [FailureType.NotFound];
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
 const MAX_EARLY_WAIT_MS = 20_000;

@@ -15,6 +15,7 @@ import {
 } from '@temporalio/workflow';
 // Type-only: the workflow bundle never loads activity code, and a renamed activity breaks the build.
 import type { Activities, AttemptReport } from '../activities';
+import { FailureType } from './failure-types';
 import { STATUS } from './search-attributes';
 
 export interface ServiceCallInput {
@@ -47,7 +48,7 @@ const store = proxyActivities<Activities>({
     initialInterval: '200 milliseconds',
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
-    nonRetryableErrorTypes: ['ServiceCallNotFound'],
+    nonRetryableErrorTypes: [FailureType.NotFound],
   },
 });
 
@@ -60,7 +61,7 @@ const ATTEMPT_RETRY = {
   backoffCoefficient: 2,
   maximumInterval: '10 seconds',
   maximumAttempts: 5,
-  nonRetryableErrorTypes: ['ServiceCallNotFound', 'AttemptNotSent'],
+  nonRetryableErrorTypes: [FailureType.NotFound, FailureType.NotSent],
 };
 
 /** Longest wait between two tries of an attempt that could not be sent. */
@@ -145,7 +146,7 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         notSent = 0;
       } catch (err) {
         const failure = applicationFailureOf(err);
-        if (failure?.type === 'AttemptNotSent') {
+        if (failure?.type === FailureType.NotSent) {
           // Nothing left the worker: not an attempt. The same one again once the database is back.
           notSent++;
           phase = `attempt ${attempt} not sent (${notSent} tries); waiting to try again`;
@@ -153,12 +154,8 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
           continue;
         }
         if (failure?.nonRetryable === true) throw err;
-        const reason =
-          err instanceof ActivityFailure
-            ? (err.cause?.message ?? err.message)
-            : err instanceof Error
-              ? err.message
-              : String(err);
+        const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
+        const reason = cause instanceof Error ? cause.message : String(cause);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
       if (TERMINAL.has(report.status)) return finish(report.status);
