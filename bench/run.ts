@@ -18,6 +18,7 @@ import {
   pacedSubmit,
   submitLevel,
   timers,
+  burst,
   type PhaseEnv,
   type PhaseResult,
 } from './phases';
@@ -44,6 +45,8 @@ const USAGE = `usage: npm run bench -- [options]
   --e2e-seconds S      length of the end-to-end phase (default 30)
   --timers N           calls due later (default 200), submitted at the end-to-end rate,
                        --timer-window MIN-MAX seconds after each submit (default 5-20)
+  --burst N            calls per system all due at one instant (default 2000), submitted by --concurrency
+                       clients, due --burst-lead S seconds after the first submit (default 15 + N/50)
   --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 200)
   --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 10)
   --warmup N           warm-up calls per system (default 60)
@@ -61,7 +64,7 @@ const USAGE = `usage: npm run bench -- [options]
   --out DIR            where results go (default bench/results)
   --keep               keep the temporary DATA_DIR
   --skip-baseline      Punctual only
-  --phases LIST        run only these of closed,backlog,e2e,timers,submit,paced (default all)`;
+  --phases LIST        run only these of closed,backlog,e2e,timers,burst,submit,paced (default all)`;
 
 function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
@@ -78,6 +81,8 @@ function parseArgs(argv: string[]): BenchOptions {
     timers: 200,
     timerMinS: 5,
     timerMaxS: 20,
+    burst: 2000,
+    burstLeadS: undefined,
     warmup: 60,
     pollMs: 10,
     bundleAtStart: false,
@@ -118,7 +123,9 @@ function parseArgs(argv: string[]): BenchOptions {
         throw new Error(`--timer-window takes MIN-MAX seconds\n${USAGE}`);
       o.timerMinS = a;
       o.timerMaxS = b;
-    } else if (arg === '--warmup') o.warmup = int(next(), arg, 0);
+    } else if (arg === '--burst') o.burst = int(next(), arg, 1);
+    else if (arg === '--burst-lead') o.burstLeadS = int(next(), arg, 1);
+    else if (arg === '--warmup') o.warmup = int(next(), arg, 0);
     else if (arg === '--target-delay-ms') o.targetDelayMs = int(next(), arg, 0);
     else if (arg === '--poll-ms') o.pollMs = int(next(), arg, 1);
     else if (arg === '--bundle-at-start') o.bundleAtStart = true;
@@ -167,6 +174,7 @@ function brief(p: PhaseResult): string {
     const s = p[k];
     if (s !== undefined) parts.push(`${k} p50 ${fmt(s.p50)} p99 ${fmt(s.p99)}`);
   }
+  if (p.lastHitAfterDueMs !== undefined) parts.push(`last hit ${fmt(p.lastHitAfterDueMs)} ms after the due instant`);
   if (p.drainMs !== undefined) parts.push(`drained in ${fmt(p.drainMs)} ms`);
   return parts.join(', ');
 }
@@ -242,6 +250,12 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
       `timers: ${opts.timers} calls per system, ${report.e2eRate} submitted per second, each due ${opts.timerMinS}–${opts.timerMaxS} s after its submit`,
     );
     for (const d of systems) record(await timers(env, d, opts.timers, opts.timerMinS, opts.timerMaxS, report.e2eRate));
+  }
+
+  if (wanted('burst')) {
+    const lead = opts.burstLeadS ?? Math.round(15 + opts.burst / 50);
+    log(`burst: ${opts.burst} calls per system, all due ${lead} s after the first submit`);
+    for (const d of systems) record(await burst(env, d, opts.burst, opts.concurrency, lead));
   }
 
   // Last: these leave workflows for tomorrow behind, and Punctual's relay still starting them.

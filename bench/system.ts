@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { locateTemporalCli } from '../runtime/temporal-cli';
+import { DEV_SERVER_SQLITE_TUNING, DEV_SERVER_TUNING } from '../runtime/temporal-dev-server';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { embeddedPostgresUrl } from '../runtime/embedded-postgres';
 import { freeLoopbackPort } from '../runtime/process-util';
@@ -249,7 +250,7 @@ export async function startSystem(
 
 /**
  * `temporal server start-dev` as runtime/temporal-dev-server.ts runs it for Punctual (database
- * file under DATA_DIR, headless here, Punctual's search attributes), plus `extra` flags.
+ * file under DATA_DIR, headless here, Punctual's search attributes and tuning), plus `extra` flags.
  */
 async function startOwnDevServer(
   port: number,
@@ -275,6 +276,8 @@ async function startOwnDevServer(
     '--log-level',
     'warn',
     ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...DEV_SERVER_TUNING,
+    ...DEV_SERVER_SQLITE_TUNING,
     ...extra,
   ];
   log(`experiment: starting temporal ${args.join(' ')}`);

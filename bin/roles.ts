@@ -1,3 +1,4 @@
+import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
@@ -33,6 +34,12 @@ export interface RoleContext {
   log: Logger;
   /** Resolved on first use: the relay never needs it. */
   keyring: () => Keyring;
+  /**
+   * The connection of a worker in this same process (the `all` role), if one runs: the relay
+   * starts workflows through it with eager start, so the server hands the first workflow task
+   * straight back in its answer instead of queueing it for a poll (ADR-0014).
+   */
+  localWorkerConnection?: NativeConnection;
 }
 
 export interface RunningRole {
@@ -182,7 +189,12 @@ export async function temporalWorkerMetrics(): Promise<string> {
   return response.body.text();
 }
 
-export async function startWorker({ config, infra, log, keyring }: RoleContext): Promise<RunningRole> {
+export async function startWorker({
+  config,
+  infra,
+  log,
+  keyring,
+}: RoleContext): Promise<RunningRole & { connection: NativeConnection }> {
   await installTemporalRuntime(log);
   const database: Database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-worker' });
   const connection = await connectWithRetry(infra.temporalAddress, log);
@@ -214,6 +226,7 @@ export async function startWorker({ config, infra, log, keyring }: RoleContext):
   running.catch((err: unknown) => log.error({ err }, 'worker stopped with an error'));
   return {
     name: 'worker',
+    connection,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => undefined);
@@ -224,7 +237,12 @@ export async function startWorker({ config, infra, log, keyring }: RoleContext):
   };
 }
 
-export async function startRelay({ config, infra, log }: RoleContext): Promise<RunningRole & { relay: Relay }> {
+export async function startRelay({
+  config,
+  infra,
+  log,
+  localWorkerConnection,
+}: RoleContext): Promise<RunningRole & { relay: Relay }> {
   const database = openDatabase(infra.databaseUrl, { max: 10, applicationName: 'punctual-relay' });
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
   const relayLog = log.child({ role: 'relay' });
@@ -234,6 +252,11 @@ export async function startRelay({ config, infra, log }: RoleContext): Promise<R
       createServiceCallsProjection(relayLog),
       createWorkflowStarter({
         client: temporal.client,
+        // The worker's connection outlives the relay (roles stop in reverse order), and only the
+        // worker closes it.
+        ...(localWorkerConnection === undefined
+          ? {}
+          : { eagerClient: new Client({ connection: localWorkerConnection, namespace: config.temporalNamespace }) }),
         taskQueue: config.temporalTaskQueue,
         log: relayLog,
         wakeEarlyMs: config.timerLeadMs,

@@ -2,7 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import type { StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { cancelSignal, serviceCall } from '../workflows';
+import { cancelSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
 import { DUE_AT, STATUS, TAGS, TENANT } from '../workflows/search-attributes';
 import type { LogConsumer } from './relay';
 
@@ -10,6 +10,13 @@ export const STARTER_NAME = 'workflow-starter';
 
 export interface StarterOptions {
   client: Client;
+  /**
+   * A client on the connection of a worker that polls taskQueue in this process: starts go
+   * through it with requestEagerStart, so the first workflow task comes back with the start's
+   * answer (no matching round trip, no wait for a poll). The server falls back to an ordinary
+   * start when the worker has no free slot.
+   */
+  eagerClient?: Client;
   taskQueue: string;
   log: Logger;
   /** How many calls are handed to Temporal at once. */
@@ -39,9 +46,10 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
       );
     if (event.type === 'ServiceCallSubmitted') {
       try {
-        await opts.client.workflow.start(serviceCall, {
+        await (opts.eagerClient ?? opts.client).workflow.start(serviceCall, {
           workflowId,
           taskQueue: opts.taskQueue,
+          requestEagerStart: opts.eagerClient !== undefined,
           args: [
             {
               tenantId: event.tenantId,
@@ -49,6 +57,7 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
               dueAt: event.data.dueAt,
               timeoutMs: event.data.timeoutMs,
               wakeEarlyMs: opts.wakeEarlyMs ?? 0,
+              revision: SERVICE_CALL_REVISION,
             },
           ],
           workflowIdConflictPolicy: 'USE_EXISTING',
