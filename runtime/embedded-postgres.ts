@@ -49,7 +49,7 @@ export interface EmbeddedPostgresHandle {
    * Unix socket) when the socket path fits (socketDirFor).
    */
   url: string;
-  /** Same credentials, database `postgres` (for CREATE DATABASE and the like). */
+  /** Same credentials and socket, database `postgres` (for CREATE DATABASE and the like). */
   adminUrl: string;
   /** Fast shutdown (checkpoint, then exit); resolves once the postmaster is gone. Idempotent. */
   stop(): Promise<void>;
@@ -219,10 +219,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   const credentials = `${encodeURIComponent(SUPERUSER)}:${encodeURIComponent(password)}`;
   const baseUrl = `postgres://${credentials}@${HOST}:${opts.port}`;
-  const url =
-    `${baseUrl}/${encodeURIComponent(database)}` +
-    (socketDir === undefined ? '' : `?host=${encodeURIComponent(socketDir)}`);
-  const adminUrl = `${baseUrl}/postgres`;
+  const viaSocket = socketDir === undefined ? '' : `?host=${encodeURIComponent(socketDir)}`;
+  const url = `${baseUrl}/${encodeURIComponent(database)}${viaSocket}`;
+  const adminUrl = `${baseUrl}/postgres${viaSocket}`;
 
   try {
     await ensureDatabase(adminUrl, database, log);
