@@ -51,6 +51,8 @@ export interface EmbeddedPostgresHandle {
   url: string;
   /** Same credentials and socket, database `postgres` (for CREATE DATABASE and the like). */
   adminUrl: string;
+  /** The postmaster's pid (its backends are its children). */
+  pid: number;
   /** Fast shutdown (checkpoint, then exit); resolves once the postmaster is gone. Idempotent. */
   stop(): Promise<void>;
 }
@@ -233,7 +235,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   log(
     `embedded Postgres: ready on ${HOST}:${opts.port}, database "${database}" (pid ${pid}) after ${Date.now() - startedAt} ms`,
   );
-  return { url, adminUrl, stop };
+  return { url, adminUrl, pid, stop };
 }
 
 /**

@@ -197,22 +197,42 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
  * short deadline so the overall timeout is honoured even though the client's
  * own gRPC retry policy would otherwise retry for a long time.
  */
-async function waitUntilReady(
+function waitUntilReady(
   address: string,
   namespace: string,
   exited: Promise<void>,
   hasExited: () => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  return waitForFrontend(
+    address,
+    (connection) => connection.workflowService.describeNamespace({ namespace }),
+    exited,
+    hasExited,
+    READY_TIMEOUT_MS,
+  );
+}
+
+/**
+ * Polls a Temporal frontend on `address` until `probe` succeeds on a fresh connection, giving
+ * each attempt 2 s; fails early when the server process exits (`exited` resolves), and after
+ * `timeoutMs` with the last error. Shared by the dev server and the real server
+ * (runtime/temporal-server.ts).
+ */
+export async function waitForFrontend(
+  address: string,
+  probe: (connection: Connection) => Promise<unknown>,
+  exited: Promise<void>,
+  hasExited: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let lastError: unknown = new Error('no attempt made');
   while (Date.now() < deadline) {
     if (hasExited()) throw new Error('server process exited');
     const attempt = (async () => {
       const connection = await Connection.connect({ address, connectTimeout: 2000 });
       try {
-        await connection.withDeadline(Date.now() + 2000, () =>
-          connection.workflowService.describeNamespace({ namespace }),
-        );
+        await connection.withDeadline(Date.now() + 2000, () => probe(connection));
       } finally {
         await connection.close();
       }
