@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
 import { summarize, type Summary } from './stats';
 
 /**
@@ -59,6 +60,8 @@ export interface LateTimer {
   startedMs: number | undefined;
   timerFiredMs: number | undefined;
   taskStartedMs: number | undefined;
+  /** Every history event from the timer's firing on: `TYPE@ms` relative to dueAt. */
+  timeline: string[];
 }
 
 export async function lateTimers(
@@ -79,7 +82,19 @@ export async function lateTimers(
       const fired = at((e) => e.timerFiredEventAttributes != null);
       const task =
         fired === undefined ? undefined : at((e) => e.workflowTaskStartedEventAttributes != null, fired.index);
-      out.push({ lateMs: item.lateMs, startedMs: started?.ms, timerFiredMs: fired?.ms, taskStartedMs: task?.ms });
+      const timeline = events
+        .slice(fired?.index ?? 0)
+        .map(
+          (e) =>
+            `${String(temporal.api.enums.v1.EventType[e.eventType ?? 0]).replace(/^EVENT_TYPE_/, '')}@${e.eventTime == null ? '?' : Math.round(tsToMs(e.eventTime) - item.dueAtMs)}`,
+        );
+      out.push({
+        lateMs: item.lateMs,
+        startedMs: started?.ms,
+        timerFiredMs: fired?.ms,
+        taskStartedMs: task?.ms,
+        timeline,
+      });
     } catch {
       // Skip what cannot be read.
     }

@@ -457,6 +457,7 @@ export async function burst(
   concurrency: number,
   leadS: number,
 ): Promise<PhaseResult> {
+  let lateItems: { workflowId: string; dueAtMs: number; lateMs: number }[] = [];
   const result = await measured(env, async () => {
     const repeatedBefore = env.ctx.target.duplicates;
     const dueAtMs = Math.ceil((Date.now() + leadS * 1000) / 1000) * 1000;
@@ -476,6 +477,9 @@ export async function burst(
     await Promise.all(accepted.map((a) => env.ctx.target.waitFor(a.id, waitMs).catch(() => undefined)));
     const late = accepted.map((a) => (env.ctx.target.hitAt(a.id) ?? Number.NaN) - dueAtMs);
     const ran = late.filter((v) => !Number.isNaN(v));
+    lateItems = accepted
+      .map((a, i) => ({ workflowId: driver.workflowId(a.id), dueAtMs, lateMs: late[i]! }))
+      .filter((i) => !Number.isNaN(i.lateMs));
     return {
       name: `burst ${n} due at once`,
       system: driver.name,
@@ -491,5 +495,6 @@ export async function burst(
     };
   });
   Object.assign(result, await settle(env, driver));
+  result.latest = await lateTimers(env.ctx.temporal, lateItems, 5);
   return result;
 }

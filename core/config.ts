@@ -40,6 +40,8 @@ export interface Config {
   timerLeadMs: number;
   /** HTTP attempts one worker runs at once (each one holds a workflow task open while it runs). */
   workerAttemptSlots: number;
+  /** Workflows a worker keeps in memory between their tasks (the SDK's sticky cache). */
+  workerCachedWorkflows: number;
   /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
   temporalUiUrl: string | undefined;
   /** A workflow bundle made ahead of time (bundleWorkflowCode); absent → bundle at start. */
@@ -155,6 +157,7 @@ export function loadConfig(env: Env = process.env): Config {
     relayPollMs: int(env, 'RELAY_POLL_MS', 500, 10, 60_000),
     timerLeadMs: int(env, 'TIMER_LEAD_MS', 1000, 0, 10_000),
     workerAttemptSlots: int(env, 'WORKER_ATTEMPT_SLOTS', 100, 1, 10_000),
+    workerCachedWorkflows: int(env, 'WORKER_CACHED_WORKFLOWS', 500, 0, 100_000),
     temporalUiUrl:
       optional(env, 'TEMPORAL_UI_URL') ??
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
