@@ -36,7 +36,8 @@ interface Frame {
   value: unknown;
   path: string;
   depth: number;
-  opaque: boolean;
+  /** The opaque payload this value sits in (its path), if any. */
+  opaque: string | undefined;
 }
 
 /** Checks one parsed JSON value (body) or parameter object; throws a BadRequestError naming the field. */
@@ -47,12 +48,18 @@ export function checkInput(
   const maxDepth = opts.maxDepth ?? MAX_JSON_DEPTH;
   const opaque = new Set(opts.opaque ?? []);
   const join = (path: string, key: string) => (path === '' ? key : `${path}.${key}`);
-  const stack: Frame[] = [{ value: root, path: opts.prefix ?? '', depth: 0, opaque: false }];
+  const stack: Frame[] = [{ value: root, path: opts.prefix ?? '', depth: 0, opaque: undefined }];
+  // Too deep is named by where it starts: the payload, else the top-level field, else the body.
+  const tooDeepField = (frame: Frame) => {
+    if (frame.opaque !== undefined) return frame.opaque;
+    if (Array.isArray(root) || opts.prefix !== undefined) return opts.prefix ?? 'body';
+    return frame.path.split('.')[0] ?? 'body';
+  };
   for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
     const { value, path, depth } = frame;
     const field = () => printable(path === '' ? 'body' : path);
     if (typeof value === 'string') {
-      const why = frame.opaque ? undefined : unstorableText(value);
+      const why = frame.opaque !== undefined ? undefined : unstorableText(value);
       if (why !== undefined) throw new BadRequestError(field(), why);
     } else if (typeof value === 'number') {
       if (!Number.isFinite(value)) {
@@ -60,19 +67,23 @@ export function checkInput(
       }
     } else if (typeof value === 'object' && value !== null) {
       if (depth >= maxDepth) {
-        const outer = path.split('.').slice(0, 2).join('.');
-        throw new BadRequestError(printable(outer === '' ? 'body' : outer), `is nested deeper than ${maxDepth} levels`);
+        throw new BadRequestError(printable(tooDeepField(frame)), `is nested deeper than ${maxDepth} levels`);
       }
       const entries: [string, unknown][] = Array.isArray(value)
         ? value.map((v, i) => [String(i), v])
         : Object.entries(value as Record<string, unknown>);
       for (const [key, child] of entries) {
         const childPath = join(path, key);
-        if (!frame.opaque) {
+        if (frame.opaque === undefined) {
           const why = unstorableText(key);
           if (why !== undefined) throw new BadRequestError(printable(childPath), `(the name) ${why}`);
         }
-        stack.push({ value: child, path: childPath, depth: depth + 1, opaque: frame.opaque || opaque.has(childPath) });
+        stack.push({
+          value: child,
+          path: childPath,
+          depth: depth + 1,
+          opaque: frame.opaque ?? (opaque.has(childPath) ? childPath : undefined),
+        });
       }
     }
   }

@@ -266,6 +266,32 @@ describe('tenants CLI', () => {
     }
   });
 
+  test('a short key (API_KEYS) shows none of its characters; one stored with an old prefix gets an id too', async () => {
+    const tenantId = `short-${randomUUID().slice(0, 8)}`;
+    const short = randomUUID().replace(/-/g, '').slice(0, 16);
+    const old = `old-${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    await registerApiKey(env.database.db, tenantId, short);
+    await registerApiKey(env.database.db, tenantId, old);
+    // As keys were stored before key ids: the first 12 characters of the key.
+    await env.database.pool.query('update api_keys set prefix = left($1, 12) where key_hash = $2', [
+      old,
+      createHash('sha256').update(old).digest('hex'),
+    ]);
+    const list = await tenantsCli(['list']);
+    assert.equal(list.code, 0, list.stderr);
+    for (const key of [short, old]) {
+      const id = `key_${createHash('sha256').update(key).digest('hex').slice(0, 10)}`;
+      assert.match(list.stdout, new RegExp(`^  ${id}\\s+created`, 'm'));
+      // No run of 6 characters of the key appears: a short key keeps its entropy.
+      for (let i = 0; i + 6 <= key.length; i++) assert.ok(!list.stdout.includes(key.slice(i, i + 6)), key);
+    }
+    const oldId = `key_${createHash('sha256').update(old).digest('hex').slice(0, 10)}`;
+    const revoked = await tenantsCli(['keys', 'revoke', oldId]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await call(env, 'GET', '/v1/service-calls', { tenant: { id: tenantId, key: old } })).status, 401);
+    assert.equal((await call(env, 'GET', '/v1/service-calls', { tenant: { id: tenantId, key: short } })).status, 200);
+  });
+
   test('without DATABASE_URL: uses the embedded PostgreSQL that is running on DATA_DIR, else starts one', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'punctual-tenants-'));
     // As root, PostgreSQL runs as the postgres user, which must be able to enter this folder.
