@@ -394,7 +394,7 @@ export const openApiPlugin = fp(
           title: 'Punctual',
           version: packageVersion(),
           description:
-            'Runs HTTP calls for tenants, now or at a future `dueAt`, exactly as submitted, and keeps a record of what happened. Authenticate with `Authorization: Bearer <key>`; each key belongs to one tenant and sees only its calls. Errors are `application/problem+json` (RFC 9457).',
+            'Runs HTTP calls for tenants, now or at a future `dueAt`, exactly as submitted, and keeps a record of what happened. Authenticate with `Authorization: Bearer <key>`; each key belongs to one tenant and sees only its calls. Errors are `application/problem+json` (RFC 9457). On every operation: an undeclared query parameter, a NUL character (`\\u0000`) or unpaired surrogate in any string (except inside a submitted `request.body`, which is sent as given), JSON nested deeper than 64 levels or a number beyond ±1.8e308 → 400 naming the field; a known path with a method it lacks → 405 with `Allow`.',
         },
         tags: [
           { name: 'service calls', description: 'Submit, read, list and cancel calls.' },
