@@ -21,23 +21,48 @@ const CONFIG = path.join(ROOT, 'test', 'contract', 'schemathesis.toml');
 
 const log = (line: string) => process.stderr.write(`contract: ${line}\n`);
 
-function ensureSchemathesis(): string {
-  const bin = path.join(VENV, 'bin', 'schemathesis');
-  const version = existsSync(bin) ? spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout : '';
-  if (version.includes(SCHEMATHESIS_VERSION)) return bin;
-  log(`installing schemathesis ${SCHEMATHESIS_VERSION} into ${VENV}`);
-  const run = (cmd: string, args: string[]) => {
-    const r = spawnSync(cmd, args, { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${String(r.status)})`);
+interface Command {
+  cmd: string;
+  prefix: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+function installed(command: Command): boolean {
+  const r = spawnSync(command.cmd, [...command.prefix, '--version'], { encoding: 'utf8', env: command.env });
+  return r.status === 0 && r.stdout.includes(SCHEMATHESIS_VERSION);
+}
+
+/**
+ * Schemathesis in a venv under .cache/schemathesis; where Python has no venv module (Debian
+ * without python3-venv), a `pip install --target` there instead, run through PYTHONPATH.
+ */
+function ensureSchemathesis(): Command {
+  const venv: Command = { cmd: path.join(VENV, 'bin', 'schemathesis'), prefix: [], env: process.env };
+  const target = path.join(VENV, 'target');
+  const plain: Command = {
+    cmd: 'python3',
+    prefix: [
+      '-c',
+      'import sys; from schemathesis.cli import schemathesis; sys.argv[0] = "schemathesis"; sys.exit(schemathesis())',
+    ],
+    env: { ...process.env, PYTHONPATH: target },
   };
-  run('python3', ['-m', 'venv', '--clear', VENV]);
-  run(path.join(VENV, 'bin', 'pip'), [
-    'install',
-    '--quiet',
-    '--disable-pip-version-check',
-    `schemathesis==${SCHEMATHESIS_VERSION}`,
-  ]);
-  return bin;
+  if (existsSync(venv.cmd) && installed(venv)) return venv;
+  if (existsSync(target) && installed(plain)) return plain;
+  const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'inherit' }).status === 0;
+  const spec = `schemathesis==${SCHEMATHESIS_VERSION}`;
+  log(`installing ${spec} into ${VENV}`);
+  if (
+    run('python3', ['-m', 'venv', '--clear', VENV]) &&
+    run(path.join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', spec])
+  ) {
+    return venv;
+  }
+  log('no usable venv; installing with pip --target instead');
+  if (!run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, spec])) {
+    throw new Error(`could not install ${spec} (needs python3 with venv or pip)`);
+  }
+  return plain;
 }
 
 async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
@@ -87,9 +112,17 @@ async function main(): Promise<number> {
     ]);
     log(`service up at ${url}; running schemathesis`);
     const result = spawnSync(
-      schemathesis,
-      ['--config-file', CONFIG, 'run', `${url}/openapi.json`, '--header', `Authorization: Bearer ${key}`],
-      { stdio: 'inherit', cwd: ROOT },
+      schemathesis.cmd,
+      [
+        ...schemathesis.prefix,
+        '--config-file',
+        CONFIG,
+        'run',
+        `${url}/openapi.json`,
+        '--header',
+        `Authorization: Bearer ${key}`,
+      ],
+      { stdio: 'inherit', cwd: ROOT, env: schemathesis.env },
     );
     return result.status ?? 1;
   } finally {
