@@ -1,10 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import type { Deps } from '../core/commands';
 import type { EgressPolicy } from '../core/egress-policy';
 import { apiRequestDuration, registry } from '../core/metrics';
 import type { RateLimit } from '../core/config';
 import { authPlugin } from './auth';
+import { inputGuard } from './input-guard';
 import { openApiPlugin } from './openapi';
 import { errorHandler, problem, sendProblem } from './problem';
 import { serviceCallListRoutes } from './routes/service-call-list';
@@ -51,18 +59,35 @@ const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** The REST API as a plugin; tests register it on their own instance and use inject. */
 export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
+  // Before any route, so that every route gets them.
+  const routes = collectRoutes(fastify);
+  fastify.addHook('preValidation', inputGuard);
   fastify.addSchema(problemSchema);
   fastify.addSchema(serviceCallViewSchema);
   fastify.addSchema(serviceCallSummarySchema);
   fastify.addSchema(serviceCallPageSchema);
   // Before any route, so that every route below lands in the OpenAPI document.
   await fastify.register(openApiPlugin);
-  fastify.setErrorHandler(errorHandler);
+  // A path no route has, or a known path with a method it lacks. Errors on the way there (a
+  // QUERY without Content-Type fails in the body parser before the not-found handler) end here too.
+  const unrouted = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.methodsFor(path);
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      return sendProblem(
+        reply,
+        problem(405, `${request.method} is not allowed on ${path} (allowed: ${allowed.join(', ')})`),
+      );
+    }
+    return sendProblem(reply, problem(404, `no route for ${request.method} ${path}`));
+  };
+  fastify.setErrorHandler((error: FastifyError, request, reply) =>
+    request.is404 ? unrouted(request, reply) : errorHandler(error, request, reply),
+  );
   // The API speaks JSON only: text/plain would otherwise be parsed and fail later as a 400.
   fastify.removeContentTypeParser('text/plain');
-  fastify.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(404, `no route for ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  fastify.setNotFoundHandler(unrouted);
 
   // The request id is the correlation id (see buildServer), so every log line of a request,
   // fastify's own included, carries it as `correlationId`.
@@ -107,6 +132,35 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
   await fastify.register(serviceCallRoutes, deps);
   await fastify.register(signingSecretRoutes, deps);
   await fastify.register(serviceCallListRoutes, deps);
+}
+
+/**
+ * Every route's path pattern and methods, so that a known path asked with a method it lacks
+ * answers 405 with `Allow` rather than 404.
+ */
+function collectRoutes(fastify: FastifyInstance): { methodsFor(path: string): string[] } {
+  const patterns: { pattern: RegExp; methods: string[] }[] = [];
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const source = route.url
+      .split('/')
+      .map((part) =>
+        part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      )
+      .join('/');
+    patterns.push({ pattern: new RegExp(`^${source}$`), methods });
+  });
+  return {
+    methodsFor(path) {
+      const methods = new Set<string>();
+      for (const route of patterns) {
+        if (route.pattern.test(path)) for (const m of route.methods) methods.add(m);
+      }
+      // exposeHeadRoutes: every GET route also answers HEAD.
+      if (methods.has('GET')) methods.add('HEAD');
+      return [...methods].sort();
+    },
+  };
 }
 
 export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): FastifyInstance {

@@ -43,13 +43,17 @@ function single(name: Parameter, raw: unknown): string {
   return value;
 }
 
-/** Date.parse rolls 2030-02-31 over into March; a filter bound that is not a real instant is a mistake. */
+/**
+ * Date.parse rolls 2030-02-31 over into March; a filter bound that is not a real instant is a
+ * mistake. PostgreSQL has no year 0000 (it refuses it), so neither do we.
+ */
 function isRealInstant(value: string): boolean {
   const m = INSTANT.exec(value);
   if (m === null) return false;
   const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = m.slice(1).map((v) => Number(v ?? 0));
   const daysInMonth = new Date(Date.UTC(year ?? 0, month ?? 0, 0)).getUTCDate();
   return (
+    year! >= 1 &&
     month! >= 1 &&
     month! <= 12 &&
     day! >= 1 &&
@@ -138,6 +142,7 @@ function decodeCursor(raw: unknown, filter: FilterPart): ListPosition {
     c.v !== CURSOR_VERSION ||
     typeof c.t !== 'string' ||
     !CURSOR_TIME.test(c.t) ||
+    !isRealInstant(c.t) ||
     Number.isNaN(Date.parse(c.t)) ||
     typeof c.i !== 'string' ||
     !UUID.test(c.i)

@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { encodeCursor, parseListQuery } from './list-query';
 
 /**
  * The OpenAPI 3.1 document, generated from the route schemas by @fastify/swagger and served at
@@ -39,11 +40,40 @@ const requestExample = {
     headers: { 'content-type': 'application/json', authorization: 'Bearer s3cr3t' },
     body: { invoiceId: 42, channel: 'email' },
   },
+  // Replaced by a time a day ahead when the document is made: a call is due at most 366 days ahead.
   dueAt: '2030-01-01T10:00:00+01:00',
   tags: ['billing', 'reminders'],
   retry: { maxAttempts: 3 },
   timeoutMs: 5000,
 };
+
+/** An instant a day from now, on the hour: a dueAt the API accepts today. */
+function tomorrow(): string {
+  const at = new Date(Date.now() + 24 * 3600 * 1000);
+  at.setUTCMinutes(0, 0, 0);
+  return at.toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * A cursor is bound to the filters it was made with: the example cursor is one made for the
+ * other parameters' examples, so that the examples together make a request the API accepts.
+ */
+function exampleCursor(parameters: unknown[]): string | undefined {
+  const query: Record<string, unknown> = {};
+  for (const parameter of parameters) {
+    const p = asRecord(parameter);
+    if (p?.in !== 'query' || typeof p.name !== 'string' || p.name === 'cursor' || p.example === undefined) continue;
+    const example: unknown = p.example;
+    if (Array.isArray(example)) query[p.name] = example;
+    else if (typeof example === 'string' || typeof example === 'number') query[p.name] = String(example);
+  }
+  try {
+    const { limit: _limit, ...filter } = parseListQuery(query);
+    return encodeCursor({ createdAt: '2030-01-01T00:00:00.000000Z', id: CALL_ID }, filter);
+  } catch {
+    return undefined;
+  }
+}
 
 /** What the example call's one attempt got back: in its attempt record and as its result. */
 const answerExample = {
@@ -234,6 +264,28 @@ const metricsPathItem = {
   },
 };
 
+/** Operations whose request body may be left out altogether. */
+const OPTIONAL_BODY = new Set(['rotateSigningSecret']);
+
+/**
+ * Fastify answers HEAD on every GET route (exposeHeadRoutes): the same statuses and headers,
+ * never a body. Described as such, from the finished GET operation.
+ */
+function headOperation(get: Json): Json {
+  const responses: Json = {};
+  for (const [status, value] of Object.entries(asRecord(get.responses) ?? {})) {
+    const { content: _content, ...rest } = asRecord(value) ?? {};
+    responses[status] = rest;
+  }
+  return {
+    ...structuredClone(get),
+    operationId: `${String(get.operationId)}Head`,
+    summary: `${String(get.summary)} (headers only)`,
+    description: `As \`GET\`, without a body: the same status and headers.`,
+    responses: structuredClone(responses),
+  };
+}
+
 /** Adds what the route schemas cannot carry; mutates and returns the generated document. */
 export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
   if (opts.metrics === true) {
@@ -241,13 +293,28 @@ export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): J
     if (paths !== undefined && paths['/metrics'] === undefined) paths['/metrics'] = structuredClone(metricsPathItem);
   }
   const paths = asRecord(doc.paths) ?? {};
+  completeOperations(paths);
+  for (const pathItem of Object.values(paths)) {
+    const item = asRecord(pathItem);
+    const get = asRecord(item?.get);
+    if (item !== undefined && get !== undefined && item.head === undefined) item.head = headOperation(get);
+  }
+  return doc;
+}
+
+function completeOperations(paths: Json): void {
   for (const pathItem of Object.values(paths)) {
     for (const operationValue of Object.values(asRecord(pathItem) ?? {})) {
       const operation = asRecord(operationValue);
       if (operation === undefined) continue;
       const examples = EXAMPLES[String(operation.operationId)];
       const body = asRecord(asRecord(asRecord(operation.requestBody)?.content)?.['application/json']);
-      if (body !== undefined && examples?.request !== undefined) body.example = examples.request;
+      if (body !== undefined && examples?.request !== undefined) {
+        body.example =
+          operation.operationId === 'submitServiceCall' ? { ...requestExample, dueAt: tomorrow() } : examples.request;
+      }
+      const requestBody = asRecord(operation.requestBody);
+      if (requestBody !== undefined && OPTIONAL_BODY.has(String(operation.operationId))) requestBody.required = false;
 
       const responses = asRecord(operation.responses) ?? {};
       for (const [status, responseValue] of Object.entries(responses)) {
@@ -291,9 +358,14 @@ export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): J
         if (Object.keys(headers).length > 0) response.headers = headers;
       }
 
-      for (const parameter of Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : []) {
+      const parameters = Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : [];
+      for (const parameter of parameters) {
         const p = asRecord(parameter);
         if (p?.in === 'path' && p.name === 'id' && p.example === undefined) p.example = CALL_ID;
+        if (p?.in === 'query' && p.name === 'cursor') {
+          const cursor = exampleCursor(parameters);
+          if (cursor !== undefined) p.example = cursor;
+        }
       }
 
       if (operation.operationId === 'submitServiceCall') {
@@ -311,7 +383,6 @@ export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): J
       }
     }
   }
-  return doc;
 }
 
 export const openApiPlugin = fp(
@@ -323,7 +394,7 @@ export const openApiPlugin = fp(
           title: 'Punctual',
           version: packageVersion(),
           description:
-            'Runs HTTP calls for tenants, now or at a future `dueAt`, exactly as submitted, and keeps a record of what happened. Authenticate with `Authorization: Bearer <key>`; each key belongs to one tenant and sees only its calls. Errors are `application/problem+json` (RFC 9457).',
+            'Runs HTTP calls for tenants, now or at a future `dueAt`, exactly as submitted, and keeps a record of what happened. Authenticate with `Authorization: Bearer <key>`; each key belongs to one tenant and sees only its calls. Errors are `application/problem+json` (RFC 9457). On every operation: an undeclared query parameter, a NUL character (`\\u0000`) or unpaired surrogate in any string (except inside a submitted `request.body`, which is sent as given), JSON nested deeper than 64 levels or a number beyond ±1.8e308 → 400 naming the field; a known path with a method it lacks → 405 with `Allow`.',
         },
         tags: [
           { name: 'service calls', description: 'Submit, read, list and cancel calls.' },

@@ -52,6 +52,7 @@ const TITLES: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
@@ -79,7 +80,7 @@ interface AjvIssue {
 
 function fieldOf(context: string | undefined, issue: AjvIssue): string {
   const segments = issue.instancePath.split('/').filter((s) => s !== '');
-  const extra = issue.params.missingProperty ?? issue.params.additionalProperty;
+  const extra = issue.params.missingProperty ?? issue.params.additionalProperty ?? issue.params.propertyName;
   if (typeof extra === 'string') segments.push(extra);
   const path = segments.join('.');
   if (context === 'body') return path === '' ? 'body' : path;

@@ -59,11 +59,26 @@ export const submitBodySchema = {
       required: ['method', 'url'],
       properties: {
         method: { type: 'string', enum: HTTP_METHODS },
-        url: { type: 'string', minLength: 1, maxLength: 8192 },
+        url: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 8192,
+          pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+          description: 'An absolute http or https URL.',
+        },
         headers: {
           type: 'object',
           maxProperties: 100,
-          additionalProperties: { type: 'string', maxLength: 8192 },
+          // RFC 9110 token; names are case-insensitive, so one name given twice → 400.
+          propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" },
+          additionalProperties: {
+            type: 'string',
+            maxLength: 8192,
+            // Latin-1 without control characters (tab allowed): what HTTP can carry in a header.
+            pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$',
+          },
+          description:
+            'Sent as given. Host, Content-Length, Transfer-Encoding, Connection and the other framing headers are set by Punctual and refused here.',
         },
         body: { description: 'A string is sent as is; any other JSON value is serialized.' },
       },
@@ -314,10 +329,10 @@ export const listQuerySchema = {
     },
     cursor: {
       type: 'string',
-      description: 'Opaque: the `nextCursor` of the previous page, used with the same filters.',
-      examples: [
-        'eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjAwMDAwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwMCIsImYiOiJhYmMifQ',
-      ],
+      pattern: '^[A-Za-z0-9_-]{1,512}$',
+      description:
+        'Opaque: the `nextCursor` of the previous page. It is bound to the filters it was made with: given with other filters, or not one this API returned → 400.',
+      // The document's example is made by api/openapi.ts, for the other parameters' examples.
     },
   },
 } as const;

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { createApiKey, createTenant, listTenants, revokeApiKey, TenantError } from '../core/api-keys';
 import { ConfigError, loadConfig, type Config } from '../core/config';
 import { migrateDatabase, openDatabase } from '../core/db';
+import { unstorableText } from '../core/text';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres';
 import { errorMessage, freeLoopbackPort, isPidAlive, sleep } from '../runtime/process-util';
 
@@ -18,12 +19,12 @@ const USAGE = `usage: npm run tenants -- <command>
 
   create <name>              create a tenant (lower case letters, digits, _ and -)
   keys create <tenant>       make an API key for the tenant; it is printed once, never stored
-  keys revoke <prefix|key>   revoke a key, named by the prefix "list" shows (or the whole key)
-  list                       tenants and the prefixes of their keys (never the keys)
+  keys revoke <key-id|key>   revoke a key, named by the id "list" shows (or the whole key)
+  list                       tenants and the ids of their keys (never the keys)
 
 Uses DATABASE_URL, else the embedded PostgreSQL under DATA_DIR (default .data).`;
 
-class UsageError extends Error {
+export class UsageError extends Error {
   override name = 'UsageError';
 }
 
@@ -111,6 +112,17 @@ function formatDate(date: Date | null): string {
   return date === null ? '' : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * Arguments reach the database as text: refuse what PostgreSQL cannot store before connecting.
+ * (A shell cannot pass a NUL, but a program calling this one may pass anything.)
+ */
+export function checkArguments(args: readonly string[]): void {
+  for (const [i, word] of args.entries()) {
+    const why = unstorableText(word);
+    if (why !== undefined) throw new UsageError(`argument ${i + 1} ${why}`);
+  }
+}
+
 async function run(args: string[]): Promise<void> {
   const [command, sub, arg, ...rest] = args;
   const words = [command, sub, arg].filter((w) => w !== undefined).join(' ');
@@ -123,6 +135,7 @@ async function run(args: string[]): Promise<void> {
           ? `keys ${sub}`
           : undefined;
   if (shape === undefined) throw new UsageError(words === '' ? USAGE : `unknown command "${words}"\n\n${USAGE}`);
+  checkArguments(args);
 
   const config = loadConfig();
   const connection = await connect(config);
@@ -140,29 +153,29 @@ async function run(args: string[]): Promise<void> {
       }
       case 'keys create': {
         const tenantId = arg as string;
-        const { key, prefix } = await createApiKey(db, tenantId);
+        const { key, keyId } = await createApiKey(db, tenantId);
         out(`tenant: ${tenantId}`);
-        out(`prefix: ${prefix}`);
+        out(`key id: ${keyId}`);
         out(`key:    ${key}`);
-        note('This is the only time the key is shown: only its hash is stored. Revoke it by its prefix.');
+        note('This is the only time the key is shown: only its hash is stored. Revoke it by its id.');
         break;
       }
       case 'keys revoke': {
         const result = await revokeApiKey(db, arg as string);
         switch (result.outcome) {
           case 'revoked':
-            out(`revoked key ${result.prefix} of tenant ${result.tenantId}`);
+            out(`revoked key ${result.keyId} of tenant ${result.tenantId}`);
             break;
           case 'already-revoked':
             out(
-              `key ${result.prefix} of tenant ${result.tenantId} was already revoked at ${formatDate(result.revokedAt)}`,
+              `key ${result.keyId} of tenant ${result.tenantId} was already revoked at ${formatDate(result.revokedAt)}`,
             );
             break;
           case 'not-found':
-            throw new TenantError(`no key with prefix "${arg as string}" (see \`npm run tenants -- list\`)`);
+            throw new TenantError(`no key with id "${arg as string}" (see \`npm run tenants -- list\`)`);
           case 'ambiguous':
             throw new TenantError(
-              `${result.matches.length} live keys share the prefix "${arg as string}" ` +
+              `${result.matches.length} live keys share the id "${arg as string}" ` +
                 `(tenants ${result.matches.map((m) => m.tenantId).join(', ')}); give the whole key to revoke one`,
             );
         }
@@ -176,7 +189,7 @@ async function run(args: string[]): Promise<void> {
           if (tenant.keys.length === 0) out('  no keys');
           for (const key of tenant.keys) {
             const state = key.revokedAt === null ? 'active' : `revoked ${formatDate(key.revokedAt)}`;
-            out(`  ${key.prefix.padEnd(14)} created ${formatDate(key.createdAt)}  ${state}`);
+            out(`  ${key.keyId.padEnd(14)} created ${formatDate(key.createdAt)}  ${state}`);
           }
         }
         break;

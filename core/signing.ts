@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import { signingSecrets } from '../drizzle/schema';
 import type { Keyring, Sealed } from './crypto';
 import type { DbOrTx } from './db';
@@ -11,6 +11,12 @@ import type { DbOrTx } from './db';
  */
 
 export const SECRET_PREFIX = 'whsec_';
+
+/**
+ * At most this many secrets sign at once: each adds a signature to every request, and a tenant
+ * who rotated a few hundred times would make its own requests too large for its targets (431).
+ */
+export const MAX_ACTIVE_SECRETS = 5;
 
 export function generateSigningSecret(): string {
   return `${SECRET_PREFIX}${randomBytes(32).toString('base64')}`;
@@ -86,7 +92,11 @@ export async function activeSigningSecrets(
   }));
 }
 
-/** A new secret signs from now on; the current ones keep signing for `graceSeconds`. */
+/**
+ * A new secret signs from now on. Every secret still signing keeps signing for at most
+ * `graceSeconds` (one that would end sooner keeps its end), so `0` retires all of them at once,
+ * a leaked one included. Beyond MAX_ACTIVE_SECRETS the oldest are retired now.
+ */
 export async function rotateSigningSecret(
   db: DbOrTx,
   keyring: Keyring,
@@ -94,15 +104,35 @@ export async function rotateSigningSecret(
   graceSeconds: number,
   now = new Date(),
 ): Promise<SigningSecretView[]> {
+  const until = new Date(now.getTime() + graceSeconds * 1000);
   await db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`signing-secret:${tenantId}`}))`);
     await tx
       .update(signingSecrets)
-      .set({ expiresAt: new Date(now.getTime() + graceSeconds * 1000) })
-      .where(and(eq(signingSecrets.tenantId, tenantId), isNull(signingSecrets.expiresAt)));
+      .set({ expiresAt: until })
+      .where(
+        and(
+          eq(signingSecrets.tenantId, tenantId),
+          or(isNull(signingSecrets.expiresAt), gt(signingSecrets.expiresAt, until)),
+        ),
+      );
     await tx
       .insert(signingSecrets)
       .values({ tenantId, secret: keyring.seal(generateSigningSecret(), contextFor(tenantId)), createdAt: now });
+    const active = await tx
+      .select({ id: signingSecrets.id })
+      .from(signingSecrets)
+      .where(
+        and(
+          eq(signingSecrets.tenantId, tenantId),
+          or(isNull(signingSecrets.expiresAt), gt(signingSecrets.expiresAt, now)),
+        ),
+      )
+      .orderBy(desc(signingSecrets.createdAt), desc(signingSecrets.id));
+    const beyond = active.slice(MAX_ACTIVE_SECRETS).map((r) => r.id);
+    if (beyond.length > 0) {
+      await tx.update(signingSecrets).set({ expiresAt: now }).where(inArray(signingSecrets.id, beyond));
+    }
   });
   return activeSigningSecrets(db, keyring, tenantId, now);
 }

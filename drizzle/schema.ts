@@ -91,14 +91,17 @@ export const apiKeys = pgTable(
       .references(() => tenants.id),
     /** sha256 (hex) of the whole key; the key itself is never stored. */
     keyHash: text('key_hash').notNull().unique('api_keys_key_hash_key'),
-    /** First characters of the key, shown to people so they can tell keys apart. */
+    /**
+     * The key's id (`key_` + 10 hex digits of its hash, core/api-keys.ts). Rows made before key
+     * ids hold the key's first 12 characters instead; nothing shows or reads them any more.
+     */
     prefix: text('prefix').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
     index('api_keys_tenant_idx').on(t.tenantId),
-    /** `tenants keys revoke <prefix>` finds keys by it. */
+    /** Kept from when `tenants keys revoke <prefix>` found keys by it. */
     index('api_keys_prefix_idx').on(t.prefix),
   ],
 );

@@ -14,6 +14,8 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Control characters other than tab would let a value split or smuggle a header.
 // eslint-disable-next-line no-control-regex
 const HEADER_VALUE_FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+/** A header value goes on the wire as Latin-1 bytes: anything beyond cannot be sent at all. */
+const HEADER_VALUE_NOT_LATIN1 = /[^\t\x20-\xff]/;
 /** Headers the HTTP client owns (framing, connection) or that would change where a call goes. */
 const RESERVED_HEADERS = new Set([
   'host',
@@ -56,6 +58,9 @@ function validateHeaders(headers: Record<string, string>): Record<string, string
     seen.add(lower);
     if (RESERVED_HEADERS.has(lower)) throw new BadRequestError(field, 'is set by Punctual and cannot be given');
     if (HEADER_VALUE_FORBIDDEN.test(value)) throw new BadRequestError(field, 'must not contain control characters');
+    if (HEADER_VALUE_NOT_LATIN1.test(value)) {
+      throw new BadRequestError(field, 'must be Latin-1 text (HTTP cannot carry other characters in a header)');
+    }
   }
   return headers;
 }
@@ -95,34 +100,39 @@ function retryPolicyOf(input: SubmitBody['retry']): RetryPolicy {
 export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
   fastify.addHook('onRequest', (request) => fastify.authenticate(request));
 
-  fastify.post<{ Body: SubmitBody }>('/v1/service-calls', { schema: submitRouteSchema }, async (request, reply) => {
-    const keyHeader = request.headers['idempotency-key'];
-    if (Array.isArray(keyHeader)) throw new BadRequestError('Idempotency-Key', 'must be given once');
-    if (keyHeader !== undefined && !IDEMPOTENCY_KEY.test(keyHeader)) {
-      throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
-    }
-    const spec = toRequestSpec(request.body.request);
-    const refused = deps.egress.refuseUrl(new URL(spec.url));
-    if (refused !== undefined) throw new UnprocessableError('request.url', refused);
-    const result = await submitServiceCall(deps, {
-      tenantId: request.tenantId,
-      idempotencyKey: keyHeader,
-      request: spec,
-      dueAt: validateDueAt(request.body.dueAt, Date.now()),
-      tags: request.body.tags ?? [],
-      retry: retryPolicyOf(request.body.retry),
-      timeoutMs: request.body.timeoutMs ?? deps.defaultTimeoutMs,
-      correlationId: request.correlationId,
-    });
-    request.log.info(
-      { tenantId: request.tenantId, serviceCallId: result.id, replayed: result.replayed },
-      'service call submitted',
-    );
-    const { replayed, ...body } = result;
-    void reply.header('location', `/v1/service-calls/${result.id}`);
-    if (replayed) return reply.code(200).header('idempotent-replayed', 'true').send(body);
-    return reply.code(202).send(body);
-  });
+  fastify.post<{ Body: SubmitBody }>(
+    '/v1/service-calls',
+    // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.
+    { schema: submitRouteSchema, config: { opaqueBody: ['request.body'] } },
+    async (request, reply) => {
+      const keyHeader = request.headers['idempotency-key'];
+      if (Array.isArray(keyHeader)) throw new BadRequestError('Idempotency-Key', 'must be given once');
+      if (keyHeader !== undefined && !IDEMPOTENCY_KEY.test(keyHeader)) {
+        throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
+      }
+      const spec = toRequestSpec(request.body.request);
+      const refused = deps.egress.refuseUrl(new URL(spec.url));
+      if (refused !== undefined) throw new UnprocessableError('request.url', refused);
+      const result = await submitServiceCall(deps, {
+        tenantId: request.tenantId,
+        idempotencyKey: keyHeader,
+        request: spec,
+        dueAt: validateDueAt(request.body.dueAt, Date.now()),
+        tags: request.body.tags ?? [],
+        retry: retryPolicyOf(request.body.retry),
+        timeoutMs: request.body.timeoutMs ?? deps.defaultTimeoutMs,
+        correlationId: request.correlationId,
+      });
+      request.log.info(
+        { tenantId: request.tenantId, serviceCallId: result.id, replayed: result.replayed },
+        'service call submitted',
+      );
+      const { replayed, ...body } = result;
+      void reply.header('location', `/v1/service-calls/${result.id}`);
+      if (replayed) return reply.code(200).header('idempotent-replayed', 'true').send(body);
+      return reply.code(202).send(body);
+    },
+  );
 
   fastify.get<{ Params: { id: string } }>('/v1/service-calls/:id', { schema: getRouteSchema }, async (request) => {
     const { tenantId } = request;

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { activeSigningSecrets, rotateSigningSecret } from '../../core/signing';
+import { activeSigningSecrets, MAX_ACTIVE_SECRETS, rotateSigningSecret } from '../../core/signing';
 import type { AppDeps } from '../app';
 
 /**
@@ -26,7 +26,7 @@ const secretsResponse = {
           expiresAt: {
             type: ['string', 'null'],
             format: 'date-time',
-            description: 'Set once a newer secret replaced it.',
+            description: 'Set once a newer secret replaced it: it signs until then.',
           },
         },
       },
@@ -72,7 +72,8 @@ export async function signingSecretRoutes(fastify: FastifyInstance, deps: AppDep
         tags: ['signing'],
         summary: 'Rotate the request-signing secret',
         description:
-          'Creates a new secret; the current ones keep signing for `graceSeconds` (default one day), so targets can switch without rejecting a request.',
+          'Creates a new secret. Every secret that signs now keeps signing for at most `graceSeconds` (default one day), so targets can switch without rejecting a request; `graceSeconds: 0` retires all of them at once (a leaked one too). ' +
+          `At most ${MAX_ACTIVE_SECRETS} secrets sign at once: a rotation beyond retires the oldest. The body is optional.`,
         body: {
           type: ['object', 'null'],
           additionalProperties: false,

@@ -49,14 +49,15 @@ function tenantsCli(
   });
 }
 
-async function createKey(tenantId: string, vars?: Record<string, string>): Promise<Tenant & { prefix: string }> {
+async function createKey(tenantId: string, vars?: Record<string, string>): Promise<Tenant & { keyId: string }> {
   const r = await tenantsCli(['keys', 'create', tenantId], vars);
   assert.equal(r.code, 0, r.stderr);
   const key = /^key:\s+(\S+)$/m.exec(r.stdout)?.[1];
-  const prefix = /^prefix:\s+(\S+)$/m.exec(r.stdout)?.[1];
-  assert.ok(key !== undefined && prefix !== undefined, r.stdout);
-  assert.ok(key.startsWith(prefix));
-  return { id: tenantId, key, prefix };
+  const keyId = /^key id:\s+(\S+)$/m.exec(r.stdout)?.[1];
+  assert.ok(key !== undefined && keyId !== undefined, r.stdout);
+  // The id shows none of the key: it is made from the key's hash.
+  assert.equal(keyId, `key_${createHash('sha256').update(key).digest('hex').slice(0, 10)}`);
+  return { id: tenantId, key, keyId };
 }
 
 const later = () => new Date(Date.now() + 3_600_000).toISOString();
@@ -141,7 +142,7 @@ describe('tenant isolation on every endpoint', () => {
 });
 
 describe('API keys', () => {
-  test('the database never holds a key in clear: only its sha256 and a short prefix', async () => {
+  test('the database never holds a key in clear: only its sha256 and an id made from it', async () => {
     const tenantId = `hash-${randomUUID().slice(0, 8)}`;
     assert.equal((await tenantsCli(['create', tenantId])).code, 0);
     const made = await createKey(tenantId);
@@ -152,8 +153,8 @@ describe('API keys', () => {
       'select key_hash, prefix from api_keys where tenant_id = $1',
       [tenantId],
     );
-    assert.deepEqual(rows, [{ key_hash: createHash('sha256').update(made.key).digest('hex'), prefix: made.prefix }]);
-    assert.ok(made.prefix.length <= 12 && made.key.length > 30);
+    assert.deepEqual(rows, [{ key_hash: createHash('sha256').update(made.key).digest('hex'), prefix: made.keyId }]);
+    assert.ok(made.key.length > 30);
 
     // Every row of every table, as text: no key appears anywhere.
     const tables = await env.database.pool.query<{ schemaname: string; tablename: string }>(
@@ -179,16 +180,16 @@ describe('API keys', () => {
     }
 
     // Behind the API's back (no notification): the verified key stays cached, for at most 30 s.
-    await env.database.pool.query('update api_keys set revoked_at = now() where prefix = $1', [revokedBySql.prefix]);
+    await env.database.pool.query('update api_keys set revoked_at = now() where prefix = $1', [revokedBySql.keyId]);
     assert.equal(
       (await call(env, 'GET', '/v1/service-calls', { tenant: revokedBySql })).status,
       200,
       'served from the cache',
     );
 
-    const r = await tenantsCli(['keys', 'revoke', revokedByCli.prefix]);
+    const r = await tenantsCli(['keys', 'revoke', revokedByCli.keyId]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`revoked key ${revokedByCli.prefix} of tenant ${tenantId}`));
+    assert.match(r.stdout, new RegExp(`revoked key ${revokedByCli.keyId} of tenant ${tenantId}`));
     const started = Date.now();
     const denied = await eventually(
       'the revoked key to be refused',
@@ -207,7 +208,7 @@ describe('API keys', () => {
     // Other keys keep working.
     assert.equal((await call(env, 'GET', '/v1/service-calls')).status, 200);
 
-    const again = await tenantsCli(['keys', 'revoke', revokedByCli.prefix]);
+    const again = await tenantsCli(['keys', 'revoke', revokedByCli.keyId]);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /already revoked/);
   });
@@ -229,7 +230,7 @@ describe('API keys', () => {
 });
 
 describe('tenants CLI', () => {
-  test('create, keys create, list (prefixes, never keys), and its errors', async () => {
+  test('create, keys create, list (key ids, never keys), and its errors', async () => {
     const tenantId = `cli-${randomUUID().slice(0, 8)}`;
     const created = await tenantsCli(['create', tenantId]);
     assert.equal(created.code, 0, created.stderr);
@@ -246,14 +247,15 @@ describe('tenants CLI', () => {
     const list = await tenantsCli(['list']);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, new RegExp(`^${tenantId} `, 'm'));
-    assert.match(list.stdout, new RegExp(`^  ${key.prefix}\\s+created \\S+\\s+active$`, 'm'));
+    assert.match(list.stdout, new RegExp(`^  ${key.keyId}\\s+created \\S+\\s+active$`, 'm'));
     for (const k of [key.key, env.tenants.a.key, env.tenants.b.key]) assert.ok(!list.stdout.includes(k));
 
     const checks: [string[], RegExp, number][] = [
       [['create', tenantId], /exists already/, 1],
       [['create', 'Not A Name'], /must match/, 1],
       [['keys', 'create', 'no-such-tenant'], /no tenant "no-such-tenant"/, 1],
-      [['keys', 'revoke', 'pk_nothing'], /no key with prefix/, 1],
+      [['keys', 'revoke', 'key_0000000000'], /no key with id/, 1],
+      [['keys', 'revoke', 'pk_nothing'], /no key with id/, 1],
       [['keys', 'delete', 'x'], /unknown command/, 2],
       [[], /usage/, 2],
     ];
@@ -262,6 +264,32 @@ describe('tenants CLI', () => {
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
     }
+  });
+
+  test('a short key (API_KEYS) shows none of its characters; one stored with an old prefix gets an id too', async () => {
+    const tenantId = `short-${randomUUID().slice(0, 8)}`;
+    const short = randomUUID().replace(/-/g, '').slice(0, 16);
+    const old = `old-${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    await registerApiKey(env.database.db, tenantId, short);
+    await registerApiKey(env.database.db, tenantId, old);
+    // As keys were stored before key ids: the first 12 characters of the key.
+    await env.database.pool.query('update api_keys set prefix = left($1, 12) where key_hash = $2', [
+      old,
+      createHash('sha256').update(old).digest('hex'),
+    ]);
+    const list = await tenantsCli(['list']);
+    assert.equal(list.code, 0, list.stderr);
+    for (const key of [short, old]) {
+      const id = `key_${createHash('sha256').update(key).digest('hex').slice(0, 10)}`;
+      assert.match(list.stdout, new RegExp(`^  ${id}\\s+created`, 'm'));
+      // No run of 6 characters of the key appears: a short key keeps its entropy.
+      for (let i = 0; i + 6 <= key.length; i++) assert.ok(!list.stdout.includes(key.slice(i, i + 6)), key);
+    }
+    const oldId = `key_${createHash('sha256').update(old).digest('hex').slice(0, 10)}`;
+    const revoked = await tenantsCli(['keys', 'revoke', oldId]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await call(env, 'GET', '/v1/service-calls', { tenant: { id: tenantId, key: old } })).status, 401);
+    assert.equal((await call(env, 'GET', '/v1/service-calls', { tenant: { id: tenantId, key: short } })).status, 200);
   });
 
   test('without DATABASE_URL: uses the embedded PostgreSQL that is running on DATA_DIR, else starts one', async () => {
@@ -284,7 +312,7 @@ describe('tenants CLI', () => {
           const { rows } = await client.query<{ prefix: string }>(
             "select prefix from api_keys where tenant_id = 'acme'",
           );
-          assert.deepEqual(rows, [{ prefix: key.prefix }], 'written to the running cluster, which is still up');
+          assert.deepEqual(rows, [{ prefix: key.keyId }], 'written to the running cluster, which is still up');
         } finally {
           await client.end();
         }
