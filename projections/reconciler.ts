@@ -169,7 +169,14 @@ export class Reconciler {
       reconcilerPassDuration.observe((Date.now() - started) / 1000);
     }
     const { live, ...rest } = report.counts;
-    const summary = { pages: report.pages, checked: report.checked, live, ...rest, locked: report.locked };
+    const summary = {
+      pages: report.pages,
+      checked: report.checked,
+      live,
+      ...rest,
+      locked: report.locked,
+      ms: Date.now() - started,
+    };
     if (Object.values(rest).some((n) => n > 0)) this.opts.log.info(summary, 'reconciler pass done');
     else this.opts.log.debug(summary, 'reconciler pass done');
     return report;
