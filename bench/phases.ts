@@ -31,6 +31,12 @@ export interface PhaseResult {
   pollsPerCall?: number;
   missed?: number;
   early?: number;
+  /** Burst: requests the target saw a second time for one call. */
+  repeated?: number;
+  /** Burst: the due instant → the last target hit. */
+  lastHitAfterDueMs?: number;
+  /** Burst: how long before the due instant the last submit was accepted (negative: after it). */
+  submittedBeforeDueMs?: number;
   maxSlipMs?: number;
   /** Time the system needed afterwards until every due call was done and consumers caught up. */
   drainMs?: number;
@@ -436,5 +442,54 @@ export async function timers(
     env.ctx.temporal,
     lateItems.filter((i) => !Number.isNaN(i.lateMs)),
   );
+  return result;
+}
+
+/**
+ * Burst: n calls submitted ahead (by `concurrency` clients), all due at one instant `leadS`
+ * seconds after the first submit; then the time from that instant until the last target hit,
+ * the lateness of every call, early runs and repeats. The 2,000 reminders due at 09:00.
+ */
+export async function burst(
+  env: PhaseEnv,
+  driver: Driver,
+  n: number,
+  concurrency: number,
+  leadS: number,
+): Promise<PhaseResult> {
+  const result = await measured(env, async () => {
+    const repeatedBefore = env.ctx.target.duplicates;
+    const dueAtMs = Math.ceil((Date.now() + leadS * 1000) / 1000) * 1000;
+    const dueAt = new Date(dueAtMs);
+    const accepted: Accepted[] = [];
+    let errors = 0;
+    await closedLoop(n, concurrency, Number.POSITIVE_INFINITY, async () => {
+      try {
+        accepted.push(await driver.accept('burst', dueAt));
+      } catch (err) {
+        if (++errors <= 3) log(`a burst submit failed: ${String(err)}`);
+      }
+    });
+    const submittedAt = nowMs();
+    if (submittedAt > dueAtMs) log(`warning: burst submits took past the due instant (${submittedAt - dueAtMs} ms)`);
+    const waitMs = dueAtMs - nowMs() + 120_000;
+    await Promise.all(accepted.map((a) => env.ctx.target.waitFor(a.id, waitMs).catch(() => undefined)));
+    const late = accepted.map((a) => (env.ctx.target.hitAt(a.id) ?? Number.NaN) - dueAtMs);
+    const ran = late.filter((v) => !Number.isNaN(v));
+    return {
+      name: `burst ${n} due at once`,
+      system: driver.name,
+      n,
+      concurrency,
+      errors,
+      missed: late.length - ran.length,
+      early: ran.filter((v) => v < 0).length,
+      repeated: env.ctx.target.duplicates - repeatedBefore,
+      lateness: summarize(ran),
+      lastHitAfterDueMs: ran.length > 0 ? Math.max(...ran) : undefined,
+      submittedBeforeDueMs: dueAtMs - submittedAt,
+    };
+  });
+  Object.assign(result, await settle(env, driver));
   return result;
 }

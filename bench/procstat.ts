@@ -103,11 +103,17 @@ export interface Sample {
   load1: number;
 }
 
+/** Root processes of each group; each one's descendants belong to it too. */
 export interface Roots {
-  punctual?: number;
-  baseline?: number;
-  /** Processes run outside the Punctual tree (a configured server's pid, when local); optional. */
-  temporal?: number;
+  /** Punctual's processes (PostgreSQL and a dev server they start are classified apart). */
+  punctual?: (number | undefined)[];
+  baseline?: (number | undefined)[];
+  /**
+   * Temporal run outside the Punctual tree: a dev server the bench started, or the real server
+   * and the PostgreSQL cluster that holds its data (counted as the engine's, as the dev server's
+   * SQLite file is).
+   */
+  temporal?: (number | undefined)[];
 }
 
 /**
@@ -147,9 +153,9 @@ export class ProcessSampler {
         : p.comm.startsWith('temporal')
           ? 'temporal'
           : 'punctual';
-    if (roots.punctual !== undefined) walk(roots.punctual, classify);
-    if (roots.temporal !== undefined) walk(roots.temporal, () => 'temporal');
-    if (roots.baseline !== undefined) walk(roots.baseline, () => 'baseline');
+    for (const pid of roots.punctual ?? []) if (pid !== undefined) walk(pid, classify);
+    for (const pid of roots.temporal ?? []) if (pid !== undefined) walk(pid, () => 'temporal');
+    for (const pid of roots.baseline ?? []) if (pid !== undefined) walk(pid, () => 'baseline');
     membership.set(process.pid, 'bench');
 
     const groups = Object.fromEntries(GROUPS.map((g) => [g, { cpu: 0, rssMb: 0, pssMb: 0, processes: 0 }])) as Record<

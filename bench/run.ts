@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { Pool } from 'undici';
 import { openDatabase, type Database } from '../core/db';
 import { workflowIdFor } from '../core/ids';
@@ -18,6 +19,7 @@ import {
   pacedSubmit,
   submitLevel,
   timers,
+  burst,
   type PhaseEnv,
   type PhaseResult,
 } from './phases';
@@ -44,6 +46,8 @@ const USAGE = `usage: npm run bench -- [options]
   --e2e-seconds S      length of the end-to-end phase (default 30)
   --timers N           calls due later (default 200), submitted at the end-to-end rate,
                        --timer-window MIN-MAX seconds after each submit (default 5-20)
+  --burst N            calls per system all due at one instant (default 2000), submitted by --concurrency
+                       clients, due --burst-lead S seconds after the first submit (default 15 + N/50)
   --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 200)
   --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 10)
   --warmup N           warm-up calls per system (default 60)
@@ -52,6 +56,12 @@ const USAGE = `usage: npm run bench -- [options]
   --bundle-at-start    let the worker bundle the workflows at start (npm start) instead of a prebuilt bundle
   --punctual PATH      run another build's dist/bin/punctual.js (A/B comparisons)
   --node-arg FLAG      a flag for node running Punctual, e.g. --cpu-prof (repeatable)
+  --temporal KIND      dev: temporal server start-dev, as npm start runs it (default);
+                       server: the real Temporal server, built once from its Go module into .cache,
+                       on an embedded PostgreSQL of its own (Punctual and the baseline both on it)
+  --shards N           history shards of --temporal server (default 4)
+  --workers N          processes polling each task queue (default 1): Punctual's all plus N-1 of
+                       the worker role; N baseline workers
   --temporal-arg FLAG  an extra flag for temporal server start-dev, which the bench then starts itself
                        (an experiment, e.g. --temporal-arg=--sqlite-pragma --temporal-arg=journal_mode=wal)
   --pg-setting N=V     EXPERIMENT: ALTER SYSTEM SET N = V on the embedded PostgreSQL (e.g. synchronous_commit=off,
@@ -61,7 +71,7 @@ const USAGE = `usage: npm run bench -- [options]
   --out DIR            where results go (default bench/results)
   --keep               keep the temporary DATA_DIR
   --skip-baseline      Punctual only
-  --phases LIST        run only these of closed,backlog,e2e,timers,submit,paced (default all)`;
+  --phases LIST        run only these of closed,backlog,e2e,timers,burst,submit,paced (default all)`;
 
 function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
@@ -78,6 +88,8 @@ function parseArgs(argv: string[]): BenchOptions {
     timers: 200,
     timerMinS: 5,
     timerMaxS: 20,
+    burst: 2000,
+    burstLeadS: undefined,
     warmup: 60,
     pollMs: 10,
     bundleAtStart: false,
@@ -90,6 +102,9 @@ function parseArgs(argv: string[]): BenchOptions {
     punctualEntry: undefined,
     nodeArgs: [],
     temporalArgs: [],
+    temporal: 'dev',
+    shards: 4,
+    workers: 1,
     pgSettings: {},
     targetDelayMs: 0,
   };
@@ -118,7 +133,9 @@ function parseArgs(argv: string[]): BenchOptions {
         throw new Error(`--timer-window takes MIN-MAX seconds\n${USAGE}`);
       o.timerMinS = a;
       o.timerMaxS = b;
-    } else if (arg === '--warmup') o.warmup = int(next(), arg, 0);
+    } else if (arg === '--burst') o.burst = int(next(), arg, 1);
+    else if (arg === '--burst-lead') o.burstLeadS = int(next(), arg, 1);
+    else if (arg === '--warmup') o.warmup = int(next(), arg, 0);
     else if (arg === '--target-delay-ms') o.targetDelayMs = int(next(), arg, 0);
     else if (arg === '--poll-ms') o.pollMs = int(next(), arg, 1);
     else if (arg === '--bundle-at-start') o.bundleAtStart = true;
@@ -133,6 +150,12 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (arg === '--node-arg') o.nodeArgs.push(next() ?? '');
     else if (arg.startsWith('--temporal-arg=')) o.temporalArgs.push(arg.slice('--temporal-arg='.length));
     else if (arg === '--temporal-arg') o.temporalArgs.push(next() ?? '');
+    else if (arg === '--temporal') {
+      const kind = next();
+      if (kind !== 'dev' && kind !== 'server') throw new Error(`--temporal takes dev or server\n${USAGE}`);
+      o.temporal = kind;
+    } else if (arg === '--shards') o.shards = int(next(), arg, 1);
+    else if (arg === '--workers') o.workers = int(next(), arg, 1);
     else if (arg === '--punctual') o.punctualEntry = path.resolve(next() ?? '');
     else if (arg === '--pg-setting') {
       const kv = next() ?? '';
@@ -153,9 +176,12 @@ function parseArgs(argv: string[]): BenchOptions {
 }
 
 function modeOf(opts: BenchOptions, sys: Running): string {
-  if (!sys.embedded) return 'configured DATABASE_URL + TEMPORAL_ADDRESS';
-  if (opts.temporalArgs.length === 0) return 'embedded PostgreSQL + temporal server start-dev (--db-filename)';
-  return `embedded PostgreSQL + EXPERIMENT: temporal server start-dev --db-filename ${opts.temporalArgs.join(' ')}`;
+  const workers = opts.workers > 1 ? `; ${opts.workers} worker processes per system` : '';
+  if (!sys.embedded) return `configured DATABASE_URL + TEMPORAL_ADDRESS${workers}`;
+  if (sys.engine !== undefined) return `embedded PostgreSQL + ${sys.engine.description}${workers}`;
+  if (opts.temporalArgs.length === 0)
+    return `embedded PostgreSQL + temporal server start-dev (--db-filename)${workers}`;
+  return `embedded PostgreSQL + EXPERIMENT: temporal server start-dev --db-filename ${opts.temporalArgs.join(' ')}${workers}`;
 }
 
 function brief(p: PhaseResult): string {
@@ -167,6 +193,7 @@ function brief(p: PhaseResult): string {
     const s = p[k];
     if (s !== undefined) parts.push(`${k} p50 ${fmt(s.p50)} p99 ${fmt(s.p99)}`);
   }
+  if (p.lastHitAfterDueMs !== undefined) parts.push(`last hit ${fmt(p.lastHitAfterDueMs)} ms after the due instant`);
   if (p.drainMs !== undefined) parts.push(`drained in ${fmt(p.drainMs)} ms`);
   return parts.join(', ');
 }
@@ -176,6 +203,16 @@ async function historyOf(client: Client, workflowId: string): Promise<{ count: n
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   return { count: events.length, types: events.map((e) => String(e.eventType ?? '?').replace(/^EVENT_TYPE_/, '')) };
+}
+
+/** Distinct identities (pid@host) that polled the queue for workflow tasks lately. */
+async function workflowPollers(client: Client, namespace: string, queue: string): Promise<string[]> {
+  const answer = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: queue },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return [...new Set((answer.pollers ?? []).map((p) => p.identity ?? '?'))].sort();
 }
 
 async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Promise<void> {
@@ -194,6 +231,18 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
     log(`warm-up: ${opts.warmup} calls per system`);
     for (const d of systems)
       record((await closedPart(env, d, 'warm-up', opts.warmup, 10, capMs)).result, report.warmUp);
+  }
+
+  if (opts.workers > 1) {
+    for (const [name, queue] of [
+      ['punctual', ctx.sys.punctualQueue],
+      ['baseline', baseline === undefined ? undefined : ctx.sys.baselineQueue],
+    ] as const) {
+      if (queue === undefined) continue;
+      const pollers = await workflowPollers(ctx.temporal, ctx.sys.namespace, queue);
+      log(`${name}: ${pollers.length} processes poll task queue ${queue} (${pollers.join(', ')})`);
+      if (pollers.length < opts.workers) log(`  note: fewer than the ${opts.workers} worker processes started`);
+    }
   }
 
   const wanted = (phase: (typeof PHASES)[number]) => opts.phases.includes(phase);
@@ -244,6 +293,12 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
     for (const d of systems) record(await timers(env, d, opts.timers, opts.timerMinS, opts.timerMaxS, report.e2eRate));
   }
 
+  if (wanted('burst')) {
+    const lead = opts.burstLeadS ?? Math.round(15 + opts.burst / 50);
+    log(`burst: ${opts.burst} calls per system, all due ${lead} s after the first submit`);
+    for (const d of systems) record(await burst(env, d, opts.burst, opts.concurrency, lead));
+  }
+
   // Last: these leave workflows for tomorrow behind, and Punctual's relay still starting them.
   // The baseline goes first each time, so that it does not share the server with that backlog.
   const accepting = baseline === undefined ? [punctual] : [baseline, punctual];
@@ -284,14 +339,15 @@ async function main(): Promise<void> {
   const target = new BenchTarget(opts.targetDelayMs);
   const targetUrl = await target.start();
   const children: ChildProcess[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   let sys: Running | undefined;
   let connection: Connection | undefined;
   let db: Database | undefined;
   let api: Pool | undefined;
   const sampler = new ThreadedSampler(() => ({
-    punctual: sys?.punctual.pid,
-    baseline: sys?.baseline?.pid,
-    temporal: sys?.temporalServer?.pid,
+    punctual: [sys?.punctual.pid, ...(sys?.extraWorkers ?? []).map((c) => c.pid)],
+    baseline: [sys?.baseline?.pid, ...(sys?.extraBaselines ?? []).map((c) => c.pid)],
+    temporal: [sys?.temporalServer?.pid, ...(sys?.engine?.pids ?? [])],
   }));
   const interrupted = new Promise<never>((_, reject) => {
     process.once('SIGINT', () => reject(new Error('interrupted')));
@@ -299,7 +355,7 @@ async function main(): Promise<void> {
   });
   interrupted.catch(() => undefined);
   try {
-    sys = await Promise.race([startSystem(opts, runId, workDir, prefix, children), interrupted]);
+    sys = await Promise.race([startSystem(opts, runId, workDir, prefix, children, cleanups), interrupted]);
     connection = await Connection.connect({ address: sys.temporalAddress });
     db = openDatabase(sys.databaseUrl, { max: 4, applicationName: 'punctual-bench' });
     for (const [name, value] of Object.entries(opts.pgSettings)) {
@@ -358,12 +414,16 @@ async function main(): Promise<void> {
     await api?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
     await connection?.close().catch(() => undefined);
-    // The baseline worker first, then Punctual, which stops its servers, then a dev server the
-    // bench started itself (children holds them all, also when the start failed half-way).
-    const order = (c: ChildProcess) => (c === sys?.baseline ? 0 : c === sys?.temporalServer ? 2 : 1);
+    // The baseline workers first, then Punctual's extra workers, then Punctual, which stops its
+    // servers, then a dev server the bench started itself (children holds them all, also when
+    // the start failed half-way), then the real server and its PostgreSQL (cleanups).
+    const baselines = new Set([sys?.baseline, ...(sys?.extraBaselines ?? [])]);
+    const extra = new Set(sys?.extraWorkers);
+    const order = (c: ChildProcess) => (baselines.has(c) ? 0 : extra.has(c) ? 1 : c === sys?.temporalServer ? 3 : 2);
     for (const child of [...children].sort((a, b) => order(a) - order(b))) {
-      await stopChild(child, child === sys?.baseline ? 15_000 : 60_000);
+      await stopChild(child, baselines.has(child) ? 15_000 : 60_000);
     }
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => log(`cleanup: ${String(err)}`));
     await target.stop();
     if (opts.keep) log(`kept ${workDir}`);
     else rmSync(workDir, { recursive: true, force: true });

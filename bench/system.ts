@@ -5,6 +5,8 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { locateTemporalCli } from '../runtime/temporal-cli';
+import { DEV_SERVER_SQLITE_TUNING, DEV_SERVER_TUNING } from '../runtime/temporal-dev-server';
+import { startTemporalServerOnEmbeddedPostgres } from '../runtime/temporal-server';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { embeddedPostgresUrl } from '../runtime/embedded-postgres';
 import { freeLoopbackPort } from '../runtime/process-util';
@@ -14,7 +16,9 @@ import { log, sleep } from './log';
  * Starts what the benchmark measures: Punctual as `node dist/bin/punctual.js all` (embedded
  * PostgreSQL and `temporal server start-dev` in a temporary DATA_DIR on free ports, or the
  * configured DATABASE_URL / TEMPORAL_ADDRESS), and the baseline's worker in a process of its own
- * on the same Temporal server.
+ * on the same Temporal server. With `temporal: 'server'` the bench first starts the real Temporal
+ * server (runtime/temporal-server.ts) on a second embedded PostgreSQL and points both at it; with
+ * `workers` > 1, that many processes poll each system's task queue.
  */
 
 const PROJECT_ROOT = path.resolve(__dirname, '../..');
@@ -34,6 +38,15 @@ export interface SystemOptions {
    * the bench starts the dev server itself, as Punctual would, and hands its address to Punctual.
    */
   temporalArgs: string[];
+  /** `dev`: `temporal server start-dev`, as `npm start` runs it; `server`: the real server on PostgreSQL. */
+  temporal: 'dev' | 'server';
+  /** History shards of the real server. */
+  shards: number;
+  /**
+   * Processes polling each system's task queue: Punctual's `all` plus `workers - 1` processes of
+   * the `worker` role; the baseline's worker `workers` times.
+   */
+  workers: number;
 }
 
 export interface Running {
@@ -46,9 +59,16 @@ export interface Running {
   punctual: ChildProcess;
   baseline: ChildProcess | undefined;
   baselineQueue: string;
+  /** The task queue Punctual's workers poll. */
+  punctualQueue: string;
   embedded: boolean;
   /** The dev server the bench started itself (temporalArgs), if any. */
   temporalServer: ChildProcess | undefined;
+  /** Punctual's `worker` processes beside `all`, and the baseline's workers beyond the first. */
+  extraWorkers: ChildProcess[];
+  extraBaselines: ChildProcess[];
+  /** The real Temporal server and its PostgreSQL, when the bench started them (their pids). */
+  engine: { pids: number[]; description: string } | undefined;
   dataDir: string;
 }
 
@@ -128,12 +148,17 @@ async function bundle(workflowsPath: string, file: string): Promise<string> {
   return file;
 }
 
+/**
+ * `children` and `cleanups` collect what was started as soon as it is, so that the caller stops
+ * it also when a later step fails: children are stopped first, then the cleanups run.
+ */
 export async function startSystem(
   opts: SystemOptions,
   runId: string,
   workDir: string,
   resultsPrefix: string,
   children: ChildProcess[],
+  cleanups: (() => Promise<void>)[],
 ): Promise<Running> {
   const configuredDb = process.env.DATABASE_URL;
   const configuredTemporal = process.env.TEMPORAL_ADDRESS;
@@ -166,10 +191,32 @@ export async function startSystem(
   );
 
   let temporalServer: ChildProcess | undefined;
-  if (embedded && opts.temporalArgs.length > 0) {
+  let engine: Running['engine'];
+  if (opts.temporal === 'server') {
+    if (!embedded) throw new Error('--temporal server starts its own server: unset DATABASE_URL and TEMPORAL_ADDRESS');
+    if (opts.temporalArgs.length > 0) throw new Error('--temporal-arg is for temporal server start-dev only');
+    const server = await startTemporalServerOnEmbeddedPostgres({
+      projectRoot: PROJECT_ROOT,
+      dataDir: path.join(workDir, 'temporal-server'),
+      postgresPort: await freeLoopbackPort(),
+      shards: opts.shards,
+      port: temporalPort,
+      namespace,
+      searchAttributes: SEARCH_ATTRIBUTE_TYPES,
+      log,
+    });
+    cleanups.push(() => server.stop());
+    engine = {
+      pids: [server.pid, server.postgresPid],
+      description: `Temporal server ${server.address} with ${server.shards} history shards on its own embedded PostgreSQL`,
+    };
+  } else if (embedded && opts.temporalArgs.length > 0) {
     temporalServer = await startOwnDevServer(temporalPort, dataDir, opts.temporalArgs, resultsPrefix);
     children.push(temporalServer);
   }
+  // Several Punctual processes must seal with one key; `all` alone generates its own.
+  const sharedKey: Record<string, string> =
+    opts.workers > 1 ? { ENCRYPTION_KEY: randomBytes(32).toString('base64') } : {};
 
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -184,16 +231,23 @@ export async function startSystem(
     RATE_LIMIT_PER_SECOND: '0',
     ...(embedded ? {} : { TEMPORAL_TASK_QUEUE: `punctual-bench-${runId}` }),
     ...(bundlePath === undefined ? {} : { WORKFLOW_BUNDLE_PATH: bundlePath }),
+    ...sharedKey,
     ...opts.env,
   };
   if (embedded) {
     // Half-configured would mix a configured server with an embedded one: use neither.
     delete env.DATABASE_URL;
     delete env.TEMPORAL_ADDRESS;
-    if (temporalServer !== undefined) env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
+    if (temporalServer !== undefined || engine !== undefined) env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
   }
   log(
-    `starting Punctual (${embedded ? 'embedded PostgreSQL + temporal server start-dev' : 'configured DATABASE_URL / TEMPORAL_ADDRESS'})`,
+    `starting Punctual (${
+      !embedded
+        ? 'configured DATABASE_URL / TEMPORAL_ADDRESS'
+        : engine !== undefined
+          ? 'embedded PostgreSQL + the real Temporal server'
+          : 'embedded PostgreSQL + temporal server start-dev'
+    })`,
   );
   const logFile = createWriteStream(`${resultsPrefix}-punctual.log`);
   const punctual = spawn(process.execPath, [...opts.nodeArgs, entry, 'all'], {
@@ -211,10 +265,25 @@ export async function startSystem(
   if (databaseUrl === undefined) throw new Error('cannot find the embedded PostgreSQL password');
   const temporalAddress = embedded ? `127.0.0.1:${temporalPort}` : configuredTemporal;
 
+  const extraWorkers: ChildProcess[] = [];
+  for (let i = 2; i <= opts.workers; i++) {
+    // The worker role alone needs both addresses; it shares the `all` process's database and key.
+    const worker = spawn(process.execPath, [...opts.nodeArgs, entry, 'worker'], {
+      env: { ...env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(worker);
+    const workerLog = createWriteStream(`${resultsPrefix}-punctual-worker-${i}.log`);
+    worker.stdout.pipe(workerLog);
+    worker.stderr.pipe(workerLog);
+    await waitForLine(worker, /Punctual is running/, 300_000, `Punctual worker ${i}`);
+    extraWorkers.push(worker);
+  }
+
   const baselineQueue = `bench-baseline-${runId}`;
-  let baseline: ChildProcess | undefined;
-  if (!opts.skipBaseline) {
-    baseline = spawn(process.execPath, [path.join(__dirname, 'baseline-worker.js')], {
+  const baselines: ChildProcess[] = [];
+  for (let i = 1; !opts.skipBaseline && i <= opts.workers; i++) {
+    const baseline = spawn(process.execPath, [path.join(__dirname, 'baseline-worker.js')], {
       env: {
         ...process.env,
         BASELINE_TEMPORAL_ADDRESS: temporalAddress,
@@ -226,11 +295,13 @@ export async function startSystem(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.unshift(baseline);
-    const baselineLog = createWriteStream(`${resultsPrefix}-baseline-worker.log`);
+    const baselineLog = createWriteStream(`${resultsPrefix}-baseline-worker${i === 1 ? '' : `-${i}`}.log`);
     baseline.stdout?.pipe(baselineLog);
     baseline.stderr?.pipe(baselineLog);
-    await waitForLine(baseline, /ready/, 120_000, 'baseline worker');
+    await waitForLine(baseline, /ready/, 120_000, `baseline worker ${i}`);
+    baselines.push(baseline);
   }
+  const [baseline, ...extraBaselines] = baselines;
   return {
     apiUrl: `http://127.0.0.1:${port}`,
     apiKey,
@@ -241,15 +312,19 @@ export async function startSystem(
     punctual,
     baseline,
     baselineQueue,
+    punctualQueue: env.TEMPORAL_TASK_QUEUE ?? 'punctual',
     embedded,
     dataDir,
     temporalServer,
+    extraWorkers,
+    extraBaselines,
+    engine,
   };
 }
 
 /**
  * `temporal server start-dev` as runtime/temporal-dev-server.ts runs it for Punctual (database
- * file under DATA_DIR, headless here, Punctual's search attributes), plus `extra` flags.
+ * file under DATA_DIR, headless here, Punctual's search attributes and tuning), plus `extra` flags.
  */
 async function startOwnDevServer(
   port: number,
@@ -275,6 +350,8 @@ async function startOwnDevServer(
     '--log-level',
     'warn',
     ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...DEV_SERVER_TUNING,
+    ...DEV_SERVER_SQLITE_TUNING,
     ...extra,
   ];
   log(`experiment: starting temporal ${args.join(' ')}`);

@@ -65,7 +65,11 @@ async function run(role: Role, config: Config, log: Logger): Promise<void> {
       log,
       keyring: () => (keyring ??= resolveKeyring(config, infra.embedded.postgres)),
     };
-    if (role === 'all' || role === 'worker') roles.push(await startWorker(ctx));
+    if (role === 'all' || role === 'worker') {
+      const worker = await startWorker(ctx);
+      roles.push(worker);
+      ctx.localWorkerConnection = worker.connection;
+    }
     if (role === 'all' || role === 'relay') roles.push(await startRelay(ctx));
     let metricsUrl: string | undefined;
     if ((role === 'worker' || role === 'relay') && config.metricsPort !== undefined) {

@@ -1,3 +1,4 @@
+import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
@@ -19,7 +20,7 @@ import { Relay } from '../projections/relay';
 import { createServiceCallsProjection, PROJECTION_NAME } from '../projections/service-calls';
 import { watchConsumerLag } from '../projections/lag';
 import { Reconciler } from '../projections/reconciler';
-import { createWorkflowStarter, STARTER_NAME } from '../projections/workflow-starter';
+import { createWorkflowStarter, STARTER_NAME, type StartTarget } from '../projections/workflow-starter';
 
 /** Where a role's infrastructure is, once the embedded defaults have been resolved. */
 export interface Infra {
@@ -34,6 +35,12 @@ export interface RoleContext {
   log: Logger;
   /** Resolved on first use: the relay never needs it. */
   keyring: () => Keyring;
+  /**
+   * The connection of a worker in this same process (the `all` role), if one runs: the relay
+   * starts workflows through it with eager start, so the server hands the first workflow task
+   * straight back in its answer instead of queueing it for a poll (ADR-0014).
+   */
+  localWorkerConnection?: NativeConnection;
 }
 
 export interface RunningRole {
@@ -183,7 +190,12 @@ export async function temporalWorkerMetrics(): Promise<string> {
   return response.body.text();
 }
 
-export async function startWorker({ config, infra, log, keyring }: RoleContext): Promise<RunningRole> {
+export async function startWorker({
+  config,
+  infra,
+  log,
+  keyring,
+}: RoleContext): Promise<RunningRole & { connection: NativeConnection }> {
   await installTemporalRuntime(log);
   const database: Database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-worker' });
   const connection = await connectWithRetry(infra.temporalAddress, log);
@@ -215,6 +227,7 @@ export async function startWorker({ config, infra, log, keyring }: RoleContext):
   running.catch((err: unknown) => log.error({ err }, 'worker stopped with an error'));
   return {
     name: 'worker',
+    connection,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => undefined);
@@ -225,12 +238,22 @@ export async function startWorker({ config, infra, log, keyring }: RoleContext):
   };
 }
 
-export async function startRelay({ config, infra, log }: RoleContext): Promise<RunningRole & { relay: Relay }> {
+export async function startRelay({
+  config,
+  infra,
+  log,
+  localWorkerConnection,
+}: RoleContext): Promise<RunningRole & { relay: Relay }> {
   const database = openDatabase(infra.databaseUrl, { max: 10, applicationName: 'punctual-relay' });
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
   const relayLog = log.child({ role: 'relay' });
-  const startTarget = {
+  const startTarget: StartTarget = {
     client: temporal.client,
+    // The worker's connection outlives the relay (roles stop in reverse order), and only the
+    // worker closes it.
+    ...(localWorkerConnection === undefined
+      ? {}
+      : { eagerClient: new Client({ connection: localWorkerConnection, namespace: config.temporalNamespace }) }),
     taskQueue: config.temporalTaskQueue,
     wakeEarlyMs: config.timerLeadMs,
   };

@@ -2,7 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { cancelSignal, serviceCall } from '../workflows';
+import { cancelSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
 import { DUE_AT, STATUS, TAGS, TENANT } from '../workflows/search-attributes';
 import type { LogConsumer } from './relay';
 
@@ -10,6 +10,13 @@ export const STARTER_NAME = 'workflow-starter';
 
 export interface StarterOptions {
   client: Client;
+  /**
+   * A client on the connection of a worker that polls taskQueue in this process: starts go
+   * through it with requestEagerStart, so the first workflow task comes back with the start's
+   * answer (no matching round trip, no wait for a poll). The server falls back to an ordinary
+   * start when the worker has no free slot.
+   */
+  eagerClient?: Client;
   taskQueue: string;
   log: Logger;
   /** How many calls are handed to Temporal at once. */
@@ -19,7 +26,7 @@ export interface StarterOptions {
 }
 
 /** What starting a call's workflow needs: where, and the timer lead (config.timerLeadMs). */
-export type StartTarget = Pick<StarterOptions, 'client' | 'taskQueue' | 'wakeEarlyMs'>;
+export type StartTarget = Pick<StarterOptions, 'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs'>;
 
 /**
  * Starts the workflow of the call that `submitted` recorded: the one place that says how, for
@@ -32,9 +39,10 @@ export async function startCallWorkflow(
   submitted: ServiceCallSubmitted,
   reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY',
 ): Promise<void> {
-  await target.client.workflow.start(serviceCall, {
+  await (target.eagerClient ?? target.client).workflow.start(serviceCall, {
     workflowId: workflowIdFor(submitted.tenantId, submitted.aggregateId),
     taskQueue: target.taskQueue,
+    requestEagerStart: target.eagerClient !== undefined,
     args: [
       {
         tenantId: submitted.tenantId,
@@ -42,6 +50,7 @@ export async function startCallWorkflow(
         dueAt: submitted.data.dueAt,
         timeoutMs: submitted.data.timeoutMs,
         wakeEarlyMs: target.wakeEarlyMs ?? 0,
+        revision: SERVICE_CALL_REVISION,
       },
     ],
     workflowIdConflictPolicy: 'USE_EXISTING',

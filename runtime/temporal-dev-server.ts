@@ -32,6 +32,26 @@ export interface TemporalDevServerOptions {
   searchAttributes?: Record<string, DevServerSearchAttributeType>;
 }
 
+/**
+ * How Punctual runs `start-dev` (ADR-0014, measured in bench/README.md):
+ * - the search-attribute cache is refreshed on every read by default (a setting the server's
+ *   own docs keep out of production); our attributes are registered at start and never change;
+ * - SQLite in WAL mode with synchronous=NORMAL instead of a rollback journal with a full sync
+ *   per commit. A process crash loses nothing; a power loss or kernel crash may lose the last
+ *   commits (never corrupts the file). PostgreSQL holds every call, and the relay's reconciler
+ *   starts any workflow Temporal no longer knows, so such a loss makes calls late, never lost.
+ */
+export const DEV_SERVER_TUNING: readonly string[] = [
+  '--dynamic-config-value',
+  'system.forceSearchAttributesCacheRefreshOnRead=false',
+];
+export const DEV_SERVER_SQLITE_TUNING: readonly string[] = [
+  '--sqlite-pragma',
+  'journal_mode=wal',
+  '--sqlite-pragma',
+  'synchronous=normal',
+];
+
 export interface TemporalDevServer {
   /** host:port for Connection.connect / NativeConnection.connect. */
   address: string;
@@ -69,6 +89,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     'json',
     '--log-level',
     'warn',
+    ...DEV_SERVER_TUNING,
+    // Journal pragmas mean something only for a database file.
+    ...(opts.dbFile === undefined ? [] : DEV_SERVER_SQLITE_TUNING),
   ];
   for (const [name, type] of Object.entries(opts.searchAttributes ?? {})) {
     args.push('--search-attribute', `${name}=${type}`);
@@ -174,22 +197,42 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
  * short deadline so the overall timeout is honoured even though the client's
  * own gRPC retry policy would otherwise retry for a long time.
  */
-async function waitUntilReady(
+function waitUntilReady(
   address: string,
   namespace: string,
   exited: Promise<void>,
   hasExited: () => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  return waitForFrontend(
+    address,
+    (connection) => connection.workflowService.describeNamespace({ namespace }),
+    exited,
+    hasExited,
+    READY_TIMEOUT_MS,
+  );
+}
+
+/**
+ * Polls a Temporal frontend on `address` until `probe` succeeds on a fresh connection, giving
+ * each attempt 2 s; fails early when the server process exits (`exited` resolves), and after
+ * `timeoutMs` with the last error. Shared by the dev server and the real server
+ * (runtime/temporal-server.ts).
+ */
+export async function waitForFrontend(
+  address: string,
+  probe: (connection: Connection) => Promise<unknown>,
+  exited: Promise<void>,
+  hasExited: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let lastError: unknown = new Error('no attempt made');
   while (Date.now() < deadline) {
     if (hasExited()) throw new Error('server process exited');
     const attempt = (async () => {
       const connection = await Connection.connect({ address, connectTimeout: 2000 });
       try {
-        await connection.withDeadline(Date.now() + 2000, () =>
-          connection.workflowService.describeNamespace({ namespace }),
-        );
+        await connection.withDeadline(Date.now() + 2000, () => probe(connection));
       } finally {
         await connection.close();
       }

@@ -31,7 +31,18 @@ export interface ServiceCallInput {
    * the fired timer to a worker is spent before dueAt rather than after it.
    */
   wakeEarlyMs?: number;
+  /**
+   * Which revision of this workflow's commands the run follows (absent: 0). Set by the starter to
+   * SERVICE_CALL_REVISION; a run keeps the revision it started with, so replay stays
+   * deterministic without a patch marker, which the SDK also records as a search-attribute upsert
+   * (a visibility write per call on the server). 1: attempts are local activities without
+   * consulting LOCAL_ATTEMPTS_PATCH, and no `Running` status upsert before the first attempt.
+   */
+  revision?: number;
 }
+
+/** The revision new runs start with (see ServiceCallInput.revision). */
+export const SERVICE_CALL_REVISION = 1;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
@@ -73,12 +84,13 @@ const NOT_SENT_MAX_WAIT_MS = 30_000;
  */
 export const LOCAL_ATTEMPTS_PATCH = 'attempts-as-local-activities';
 
-function attemptActivities(timeoutMs: number) {
+function attemptActivities(timeoutMs: number, revision: number) {
   // Room for the HTTP timeout, the wait for dueAt after an early timer, and for recording while
   // the database is away (the outcome is kept in memory meanwhile: timing out would mean sending
   // again). A dead worker is noticed by heartbeat or workflow task timeouts, not by this one.
   const startToCloseTimeout = timeoutMs + 5 * 60_000;
-  if (patched(LOCAL_ATTEMPTS_PATCH)) {
+  // Revision 0 runs decide by the patch, as they did when they started.
+  if (revision >= 1 || patched(LOCAL_ATTEMPTS_PATCH)) {
     // A local activity runs in the workflow task that decided it: no activity task to schedule,
     // dispatch, start and complete, and no second workflow task (measured: half the Temporal
     // server's CPU per call, bench/README.md). A dead worker shows as a workflow task timeout,
@@ -133,9 +145,12 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
       const status = await store.cancelFromWorkflow(ref);
       if (status === 'Cancelled') return finish('Cancelled');
     }
-    const { runAttempt } = attemptActivities(input.timeoutMs);
-    // Rides along with the first activity's command: no extra round trip.
-    upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
+    const revision = input.revision ?? 0;
+    const { runAttempt } = attemptActivities(input.timeoutMs, revision);
+    // Revision 0 only: a local attempt's commands reach the server when its workflow task ends,
+    // after the attempt, so this status was hardly ever seen, and it cost a visibility write.
+    // From revision 1 a call shows Running in Temporal while it waits to retry.
+    if (revision < 1) upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
     let attempt = 1;
     let notSent = 0;
     for (;;) {
@@ -163,6 +178,7 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         // The attempt was recorded as failed and another is due: that one is the next attempt.
         attempt++;
         phase = `waiting to retry (attempt ${attempt})`;
+        if (revision >= 1 && attempt === 2) upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
         await sleep(report.retryInMs);
       } else {
         // Not due yet by the worker's clock, or the attempt could not even be recorded: the

@@ -125,11 +125,15 @@ describe('embedded postgres', () => {
     const port = await freeLoopbackPort();
     const first = await startEmbeddedPostgres({ dataDir, port, log });
     try {
-      assert.match(first.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${port}/punctual$`));
-      assert.match(first.adminUrl, /\/postgres$/);
+      assert.match(first.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${port}/punctual\\?host=`));
+      assert.equal(new URL(first.url).searchParams.get('host'), path.resolve(dataDir), 'the socket is in the data dir');
+      assert.match(first.adminUrl, /\/postgres\?host=/);
       const client = new pg.Client({ connectionString: first.url });
       await client.connect();
       try {
+        // No server address: the app's connection goes through the Unix socket, not loopback TCP.
+        const { rows: via } = await client.query<{ addr: string | null }>('select inet_server_addr() as addr');
+        assert.equal(via[0]?.addr, null);
         await client.query('CREATE TABLE kept (id int PRIMARY KEY, note text)');
         await client.query("INSERT INTO kept VALUES (1, 'survives restart ✓')");
       } finally {

@@ -5,7 +5,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities, AttemptReport } from '../../activities';
-import type { ServiceCallInput } from '../../workflows/service-call';
+import { SERVICE_CALL_REVISION, type ServiceCallInput } from '../../workflows/service-call';
 
 /**
  * The workflow against the real Temporal server, with stand-in activities (the subject is the
@@ -69,6 +69,7 @@ async function runServiceCall(activities: Partial<Activities>): Promise<unknown>
     serviceCallId: randomUUID(),
     dueAt: new Date().toISOString(),
     timeoutMs: 1_000,
+    revision: SERVICE_CALL_REVISION,
   };
   return worker.runUntil(
     client.workflow.execute('serviceCall', {
