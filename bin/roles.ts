@@ -19,7 +19,8 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { Relay } from '../projections/relay';
 import { createServiceCallsProjection, PROJECTION_NAME } from '../projections/service-calls';
 import { watchConsumerLag } from '../projections/lag';
-import { createWorkflowStarter, STARTER_NAME } from '../projections/workflow-starter';
+import { Reconciler } from '../projections/reconciler';
+import { createWorkflowStarter, STARTER_NAME, type StartTarget } from '../projections/workflow-starter';
 
 /** Where a role's infrastructure is, once the embedded defaults have been resolved. */
 export interface Infra {
@@ -250,35 +251,56 @@ export async function startRelay({
   const database = openDatabase(infra.databaseUrl, { max: 10, applicationName: 'punctual-relay' });
   const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
   const relayLog = log.child({ role: 'relay' });
+  const startTarget: StartTarget = {
+    client: temporal.client,
+    // The worker's connection outlives the relay (roles stop in reverse order), and only the
+    // worker closes it.
+    ...(localWorkerConnection === undefined
+      ? {}
+      : { eagerClient: new Client({ connection: localWorkerConnection, namespace: config.temporalNamespace }) }),
+    taskQueue: config.temporalTaskQueue,
+    wakeEarlyMs: config.timerLeadMs,
+  };
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },
-    [
-      createServiceCallsProjection(relayLog),
-      createWorkflowStarter({
-        client: temporal.client,
-        // The worker's connection outlives the relay (roles stop in reverse order), and only the
-        // worker closes it.
-        ...(localWorkerConnection === undefined
-          ? {}
-          : { eagerClient: new Client({ connection: localWorkerConnection, namespace: config.temporalNamespace }) }),
-        taskQueue: config.temporalTaskQueue,
-        log: relayLog,
-        wakeEarlyMs: config.timerLeadMs,
-      }),
-    ],
+    [createServiceCallsProjection(relayLog), createWorkflowStarter({ ...startTarget, log: relayLog })],
   );
   relay.start();
-  // The starter sets these on every workflow; a cluster without them refuses the start.
-  ensureSearchAttributes(temporal.connection, config.temporalNamespace, SEARCH_ATTRIBUTE_TYPES).then(
-    (added) => added.length > 0 && relayLog.info({ added }, 'registered search attributes'),
-    (err: unknown) => relayLog.warn({ err }, 'could not check or register search attributes (see docs/operations.md)'),
-  );
+  // The starter sets these on every workflow; a cluster without them refuses the start. Checked
+  // at start and before every reconciler pass: a Temporal server that lost its data lost them too.
+  let attributesAnnounced = false;
+  const registerSearchAttributes = () =>
+    temporal.connection
+      .withDeadline(Date.now() + 10_000, () =>
+        ensureSearchAttributes(temporal.connection, config.temporalNamespace, SEARCH_ATTRIBUTE_TYPES),
+      )
+      .then(
+        (added) => {
+          attributesAnnounced = false;
+          if (added.length > 0) relayLog.info({ added }, 'registered search attributes');
+        },
+        (err: unknown) => {
+          // Said once per outage, not at every pass.
+          if (attributesAnnounced) return;
+          attributesAnnounced = true;
+          relayLog.warn({ err }, 'could not check or register search attributes (see docs/operations.md)');
+        },
+      );
+  const reconciler = new Reconciler({
+    db: database.db,
+    start: startTarget,
+    log: relayLog.child({ component: 'reconciler' }),
+    intervalMs: config.reconcileIntervalMs,
+    beforePass: registerSearchAttributes,
+  });
+  reconciler.start();
   const stopLagWatch = watchConsumerLag(database.db, [PROJECTION_NAME, STARTER_NAME]);
   return {
     name: 'relay',
     relay,
     async stop() {
       stopLagWatch();
+      await reconciler.stop();
       await relay.stop();
       await temporal.connection.close();
       await database.close();

@@ -38,6 +38,11 @@ export interface Config {
    * dueAt instead of after it; nothing is sent before dueAt.
    */
   timerLeadMs: number;
+  /**
+   * How often the relay's reconciler checks that every unfinished call has a live workflow
+   * (and once at start): the most a call waits after Temporal lost its data (ADR-0013).
+   */
+  reconcileIntervalMs: number;
   /** HTTP attempts one worker runs at once (each one holds a workflow task open while it runs). */
   workerAttemptSlots: number;
   /** Workflows a worker keeps in memory between their tasks (the SDK's sticky cache). */
@@ -156,6 +161,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: optional(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535),
     relayPollMs: int(env, 'RELAY_POLL_MS', 500, 10, 60_000),
     timerLeadMs: int(env, 'TIMER_LEAD_MS', 1000, 0, 10_000),
+    reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 1_000, 86_400_000),
     workerAttemptSlots: int(env, 'WORKER_ATTEMPT_SLOTS', 100, 1, 10_000),
     workerCachedWorkflows: int(env, 'WORKER_CACHED_WORKFLOWS', 500, 0, 100_000),
     temporalUiUrl:

@@ -99,6 +99,20 @@ export async function readStream(db: DbOrTx, streamId: string): Promise<StoredEv
   return result.rows.map(toStoredEvent);
 }
 
+/**
+ * The first event (version 1, ServiceCallSubmitted) of each of `streamIds`, in one query on the
+ * (stream_id, version) key; streams that do not exist are absent.
+ */
+export async function readFirstEvents(db: DbOrTx, streamIds: readonly string[]): Promise<StoredEvent[]> {
+  if (streamIds.length === 0) return [];
+  // One array parameter (stream ids hold no quote or backslash: tenant ids and uuids).
+  const ids = `{${streamIds.map((id) => `"${id}"`).join(',')}}`;
+  const result = await db.execute<EventDbRow>(
+    sql`select ${EVENT_COLUMNS} from events where stream_id = any(${ids}::text[]) and version = 1`,
+  );
+  return result.rows.map(toStoredEvent);
+}
+
 export interface LogPosition {
   tx: string;
   globalPosition: number;

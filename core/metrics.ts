@@ -63,3 +63,24 @@ export const outboxBacklog = new Gauge({
   help: 'Events the workflow starter has not handled yet (submits and cancels not yet handed to Temporal, and events it passes over).',
   registers: [registry],
 });
+
+export const reconcilerCallsChecked = new Counter({
+  name: 'punctual_reconciler_calls_checked_total',
+  help: "Unfinished calls the reconciler asked Temporal about, by what it found: live (workflow running), restarted, awaiting_starter (submitted after the starter's checkpoint), finished (the record was terminal already), completed_unfinished (a completed workflow left its call unfinished; not restarted).",
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const reconcilerWorkflowsRestarted = new Counter({
+  name: 'punctual_reconciler_workflows_restarted_total',
+  help: 'Workflows the reconciler started for unfinished calls, by reason: missing (Temporal does not know the workflow) or closed (terminated, failed or timed out).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const reconcilerPassDuration = new Histogram({
+  name: 'punctual_reconciler_pass_duration_seconds',
+  help: 'Time one reconciler pass took over every unfinished call (passes cut short by another relay or an error included).',
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+  registers: [registry],
+});

@@ -150,6 +150,13 @@ export const serviceCalls = pgTable(
     index('service_calls_tags_idx').using('gin', t.tags),
     /** dueAfter/dueBefore windows narrower than the list order would find quickly. */
     index('service_calls_tenant_due_idx').on(t.tenantId, t.dueAt),
+    /**
+     * The reconciler's keyset walk over calls that must have a live workflow (ADR-0013): partial,
+     * so its size follows the calls not yet finished, not the whole history.
+     */
+    index('service_calls_live_idx')
+      .on(t.tenantId, t.id)
+      .where(sql`status in ('Scheduled', 'Running')`),
   ],
 );
 export type ServiceCallRow = typeof serviceCalls.$inferSelect;

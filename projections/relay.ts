@@ -62,13 +62,21 @@ export function consumerLockName(consumer: string): string {
   return `punctual-consumer:${consumer}`;
 }
 
+/**
+ * Takes `consumer`'s lock for the rest of the transaction `tx`, if no other relay holds it: how
+ * one relay at a time runs each consumer (and the reconciler). false: another one has it.
+ */
+export async function tryConsumerLock(tx: DbOrTx, consumer: string): Promise<boolean> {
+  const locked = await tx.execute<{ ok: boolean }>(
+    sql`select pg_try_advisory_xact_lock(hashtext(${consumerLockName(consumer)})) as ok`,
+  );
+  return locked.rows[0]?.ok === true;
+}
+
 /** Handles at most one batch for `consumer`; returns how many events it handled (-1: locked). */
 export async function runConsumerOnce(db: Db, consumer: LogConsumer, batchSize: number): Promise<number> {
   return db.transaction(async (tx) => {
-    const locked = await tx.execute<{ ok: boolean }>(
-      sql`select pg_try_advisory_xact_lock(hashtext(${consumerLockName(consumer.name)})) as ok`,
-    );
-    if (locked.rows[0]?.ok !== true) return -1;
+    if (!(await tryConsumerLock(tx, consumer.name))) return -1;
     const from = await readCheckpoint(tx, consumer.name);
     const batch = await readLogAfter(tx, from, batchSize);
     const last = batch[batch.length - 1];

@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { StoredEvent } from '../core/events';
+import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { cancelSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
@@ -25,6 +25,52 @@ export interface StarterOptions {
   wakeEarlyMs?: number;
 }
 
+/** What starting a call's workflow needs: where, and the timer lead (config.timerLeadMs). */
+export type StartTarget = Pick<StarterOptions, 'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs'>;
+
+/**
+ * Starts the workflow of the call that `submitted` recorded: the one place that says how, for
+ * the starter and the reconciler alike. USE_EXISTING makes a repeat start of a running workflow
+ * a no-op; `reusePolicy` decides about a closed one (the starter refuses it, the reconciler lets
+ * a terminated or failed run be replaced: ADR-0013).
+ */
+export async function startCallWorkflow(
+  target: StartTarget,
+  submitted: ServiceCallSubmitted,
+  reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY',
+): Promise<void> {
+  await (target.eagerClient ?? target.client).workflow.start(serviceCall, {
+    workflowId: workflowIdFor(submitted.tenantId, submitted.aggregateId),
+    taskQueue: target.taskQueue,
+    requestEagerStart: target.eagerClient !== undefined,
+    args: [
+      {
+        tenantId: submitted.tenantId,
+        serviceCallId: submitted.aggregateId,
+        dueAt: submitted.data.dueAt,
+        timeoutMs: submitted.data.timeoutMs,
+        wakeEarlyMs: target.wakeEarlyMs ?? 0,
+        revision: SERVICE_CALL_REVISION,
+      },
+    ],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: reusePolicy,
+    // Findable in the Web UI and with `temporal workflow list --query`; the memo is a
+    // redacted summary (the event already holds secret header values as [REDACTED]).
+    typedSearchAttributes: [
+      { key: TENANT, value: submitted.tenantId },
+      { key: STATUS, value: 'Scheduled' },
+      { key: TAGS, value: submitted.data.tags },
+      { key: DUE_AT, value: new Date(submitted.data.dueAt) },
+    ],
+    memo: {
+      request: submitted.data.request,
+      tags: submitted.data.tags,
+      correlationId: submitted.correlationId,
+    },
+  });
+}
+
 /**
  * Turns recorded events into Temporal commands: ServiceCallSubmitted starts the call's workflow,
  * ServiceCallCancelled wakes it. Both are idempotent (USE_EXISTING + REJECT_DUPLICATE on start;
@@ -46,36 +92,7 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
       );
     if (event.type === 'ServiceCallSubmitted') {
       try {
-        await (opts.eagerClient ?? opts.client).workflow.start(serviceCall, {
-          workflowId,
-          taskQueue: opts.taskQueue,
-          requestEagerStart: opts.eagerClient !== undefined,
-          args: [
-            {
-              tenantId: event.tenantId,
-              serviceCallId: event.aggregateId,
-              dueAt: event.data.dueAt,
-              timeoutMs: event.data.timeoutMs,
-              wakeEarlyMs: opts.wakeEarlyMs ?? 0,
-              revision: SERVICE_CALL_REVISION,
-            },
-          ],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          // Findable in the Web UI and with `temporal workflow list --query`; the memo is a
-          // redacted summary (the event already holds secret header values as [REDACTED]).
-          typedSearchAttributes: [
-            { key: TENANT, value: event.tenantId },
-            { key: STATUS, value: 'Scheduled' },
-            { key: TAGS, value: event.data.tags },
-            { key: DUE_AT, value: new Date(event.data.dueAt) },
-          ],
-          memo: {
-            request: event.data.request,
-            tags: event.data.tags,
-            correlationId: event.correlationId,
-          },
-        });
+        await startCallWorkflow(opts, event, 'REJECT_DUPLICATE');
         published('workflow started');
       } catch (err) {
         // Closed already (within retention): the call ran; nothing to do.

@@ -1,0 +1,1 @@
+CREATE INDEX "service_calls_live_idx" ON "service_calls" USING btree ("tenant_id","id") WHERE status in ('Scheduled', 'Running');
