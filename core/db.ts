@@ -94,6 +94,9 @@ export function isConnectionError(err: unknown): boolean {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
       return true;
     }
+    // Over a Unix socket (the embedded PostgreSQL), a stopped server has removed its socket file:
+    // connecting fails with ENOENT, not ECONNREFUSED.
+    if (code === 'ENOENT' && (pgErrorOf(err) as NodeJS.ErrnoException).syscall === 'connect') return true;
     // Class 08: connection exception; 57P0x: admin shutdown, crash shutdown, cannot connect now.
     if (code.startsWith('08') || code.startsWith('57P')) return true;
   }
