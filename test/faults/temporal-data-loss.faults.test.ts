@@ -22,8 +22,13 @@ import { faultRun, inParallel } from './scenario';
 
 const PENDING = 200;
 const RUNNING = 50;
-/** The slow target answers the running calls after this long: they are in flight at the fault. */
-const SLOW_MS = 40_000;
+/**
+ * The slow target answers the running calls after this long: they are in flight at the fault.
+ * With the attempt timeout at its maximum (60 s), this leaves a slow CI machine 45 s to get all
+ * of them to the target before the first one is answered.
+ */
+const SLOW_MS = 50_000;
+const REACH_TARGET_MS = 45_000;
 const RECONCILE_INTERVAL_MS = 5_000;
 
 const runs = [
@@ -81,14 +86,21 @@ for (const r of runs) {
             // Due now, answered only after SLOW_MS: in flight when the server goes.
             const running = Array.from({ length: RUNNING }, (_, i) => `dl${r.run}-run-${i}`);
             await inParallel(running, 10, async (key) => {
-              await client.submit({ key, timeoutMs: 55_000 });
+              await client.submit({ key, timeoutMs: 60_000 });
             });
+            const slowHits = () => env.target.hits.filter((h) => h.path.startsWith(slow)).length;
             await eventually(
               `the ${RUNNING} slow attempts to reach the target`,
-              async () => (env.target.hits.filter((h) => h.path.startsWith(slow)).length >= RUNNING ? true : undefined),
-              30_000,
+              async () => (slowHits() >= RUNNING ? true : undefined),
+              REACH_TARGET_MS,
               100,
-            );
+            ).catch(async (err: unknown) => {
+              const { rows } = await env.database.db.execute<{ status: string; n: number }>(
+                sql`select status, count(*)::int as n from service_calls group by status order by status`,
+              );
+              const statuses = rows.map((row) => `${row.n} ${row.status}`).join(', ');
+              throw new Error(`${String(err)}: ${slowHits()} reached it; the read model says ${statuses}`);
+            });
             // Due 10–60 s after the submits began (fixed instants, so a slow machine only shortens
             // the wait): every timer is pending when the server goes, and lost with it.
             const base = Date.now() + 10_000;
