@@ -3,6 +3,7 @@
  * (Temporal dev server, embedded Postgres). Kept dependency-free on purpose:
  * these run before anything else in the app is up.
  */
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { open } from 'node:fs/promises';
 
@@ -143,4 +144,63 @@ export function freeLoopbackPort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A spawned server process, watched from spawn to exit. */
+export interface SupervisedChild {
+  pid: number;
+  /** Resolves when the process has exited. */
+  exited: Promise<void>;
+  /** How it exited, once it has. */
+  exitInfo: () => { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** SIGTERM, then SIGKILL after `graceMs`; idempotent; resolves once the process is gone. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Watches a just-spawned server process: waits for it to spawn (throws `could not start <name>`
+ * if it cannot), kills it hard if this process exits without stopping it ('exit' handlers must
+ * be synchronous), and stops it gracefully on request.
+ */
+export async function superviseChild(
+  child: ChildProcess,
+  opts: { name: string; graceMs: number; log: Logger },
+): Promise<SupervisedChild> {
+  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const killOnExit = (): void => {
+    if (exitInfo === undefined) child.kill('SIGKILL');
+  };
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      process.off('exit', killOnExit);
+      resolve();
+    });
+  });
+  process.on('exit', killOnExit);
+  const spawnError = await new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', (err) => resolve(err));
+  });
+  if (spawnError !== undefined || child.pid === undefined) {
+    process.off('exit', killOnExit);
+    throw new Error(`could not start ${opts.name}: ${errorMessage(spawnError)}`);
+  }
+  const pid = child.pid;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (exitInfo !== undefined) return;
+      child.kill('SIGTERM');
+      const graceful = await Promise.race([exited.then(() => true), sleep(opts.graceMs).then(() => false)]);
+      if (!graceful) {
+        opts.log(`${opts.name}: pid ${pid} ignored SIGTERM for ${opts.graceMs / 1000} s, sending SIGKILL`);
+        child.kill('SIGKILL');
+        await exited;
+      }
+      opts.log(`${opts.name}: pid ${pid} stopped`);
+    })();
+    return stopping;
+  };
+  return { pid, exited, exitInfo: () => exitInfo, stop };
 }

@@ -8,7 +8,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { assertPortFree, errorMessage, readFileTail, silentLog, sleep, type Logger } from './process-util';
+import {
+  assertPortFree,
+  errorMessage,
+  readFileTail,
+  silentLog,
+  sleep,
+  superviseChild,
+  type Logger,
+} from './process-util';
 
 export type DevServerSearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime' | 'Int' | 'Text' | 'Bool' | 'Double';
 
@@ -129,61 +137,25 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     child.stderr?.on('data', keep);
   }
 
-  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = { code, signal };
-      process.off('exit', killOnExit);
-      resolve();
-    });
+  const { pid, exited, exitInfo, stop } = await superviseChild(child, {
+    name: 'temporal dev server',
+    graceMs: STOP_GRACE_MS,
+    log,
   });
-  // 'exit' handlers must be synchronous, so this is a hard kill; a graceful
-  // shutdown is the caller's job (stop()). It keeps a dev server from
-  // outliving the app when the app exits without stopping it.
-  function killOnExit(): void {
-    if (exitInfo === undefined) child.kill('SIGKILL');
-  }
-  process.on('exit', killOnExit);
-
-  const spawnError = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawnError !== undefined || child.pid === undefined) {
-    process.off('exit', killOnExit);
-    throw new Error(`Could not start the Temporal dev server (${opts.cliPath}): ${errorMessage(spawnError)}`);
-  }
-  const pid = child.pid;
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (exitInfo !== undefined) return;
-      child.kill('SIGTERM');
-      const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
-      if (!graceful) {
-        log(`temporal dev server: pid ${pid} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s, sending SIGKILL`);
-        child.kill('SIGKILL');
-        await exited;
-      }
-      log(`temporal dev server: pid ${pid} stopped`);
-    })();
-    return stopping;
-  };
 
   const connectHost = ip === '0.0.0.0' ? '127.0.0.1' : ip === '::' ? '::1' : ip;
   const address = `${formatHost(connectHost)}:${opts.port}`;
   const uiUrl = opts.uiPort !== undefined ? `http://${formatHost(connectHost)}:${opts.uiPort}` : undefined;
 
   try {
-    await waitUntilReady(address, opts.namespace, exited, () => exitInfo !== undefined);
+    await waitUntilReady(address, opts.namespace, exited, () => exitInfo() !== undefined);
   } catch (err) {
-    const diedEarly = exitInfo !== undefined;
+    const diedEarly = exitInfo() !== undefined;
     await stop();
     const tail = (await outputTail()).trim();
     const where = opts.logFile !== undefined ? ` (log: ${opts.logFile})` : '';
     const reason = diedEarly
-      ? `exited during startup (code ${String(exitInfo?.code)}, signal ${String(exitInfo?.signal)})`
+      ? `exited during startup (code ${String(exitInfo()?.code)}, signal ${String(exitInfo()?.signal)})`
       : `did not become ready within ${READY_TIMEOUT_MS / 1000} s (${errorMessage(err)})`;
     throw new Error(`Temporal dev server on ${address} ${reason}${where}.` + (tail ? `\nLast output:\n${tail}` : ''));
   }

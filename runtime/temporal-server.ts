@@ -21,7 +21,15 @@ import { msToTs } from '@temporalio/common/lib/time';
 import pg from 'pg';
 import { ensureSearchAttributes } from '../core/temporal';
 import { startEmbeddedPostgres } from './embedded-postgres';
-import { canBind, errorMessage, freeLoopbackPort, readFileTail, silentLog, sleep, type Logger } from './process-util';
+import {
+  canBind,
+  errorMessage,
+  freeLoopbackPort,
+  readFileTail,
+  silentLog,
+  superviseChild,
+  type Logger,
+} from './process-util';
 import { waitForFrontend } from './temporal-dev-server';
 
 /** The server release we build: the newest v1.32 whose go.mod the installed Go 1.26.8 accepts (v1.32.2 wants 1.26.10). */
@@ -456,45 +464,14 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
   } finally {
     closeSync(fd);
   }
-  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = { code, signal };
-      process.off('exit', killOnExit);
-      resolve();
-    });
+  const { pid, exited, exitInfo, stop } = await superviseChild(child, {
+    name: 'temporal server',
+    graceMs: STOP_GRACE_MS,
+    log,
   });
-  function killOnExit(): void {
-    if (exitInfo === undefined) child.kill('SIGKILL');
-  }
-  process.on('exit', killOnExit);
-  const spawnError = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawnError !== undefined || child.pid === undefined) {
-    process.off('exit', killOnExit);
-    throw new Error(`could not start ${opts.binaries.server}: ${errorMessage(spawnError)}`);
-  }
-  const pid = child.pid;
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (exitInfo !== undefined) return;
-      child.kill('SIGTERM');
-      const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
-      if (!graceful) {
-        log(`temporal server: pid ${pid} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s, sending SIGKILL`);
-        child.kill('SIGKILL');
-        await exited;
-      }
-      log(`temporal server: pid ${pid} stopped`);
-    })();
-    return stopping;
-  };
 
   const address = `${HOST}:${ports.frontend}`;
-  const hasExited = () => exitInfo !== undefined;
+  const hasExited = () => exitInfo() !== undefined;
   try {
     await waitForFrontend(address, (c) => c.workflowService.getSystemInfo({}), exited, hasExited, READY_TIMEOUT_MS);
     await waitForFrontend(
@@ -524,10 +501,10 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
       READY_TIMEOUT_MS,
     );
   } catch (err) {
-    const diedEarly = exitInfo !== undefined;
+    const diedEarly = exitInfo() !== undefined;
     await stop();
     const reason = diedEarly
-      ? `exited during startup (code ${String(exitInfo?.code)}, signal ${String(exitInfo?.signal)})`
+      ? `exited during startup (code ${String(exitInfo()?.code)}, signal ${String(exitInfo()?.signal)})`
       : `did not become ready within ${READY_TIMEOUT_MS / 1000} s (${errorMessage(err)})`;
     throw new Error(
       `Temporal server on ${address} ${reason} (log: ${logFile}).\nLast output:\n${(await readFileTail(logFile)).trim()}`,

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { locateTemporalCli } from '../../runtime/temporal-cli';
-import { startTemporalDevServer, type TemporalDevServer } from '../../runtime/temporal-dev-server';
+import { type TemporalDevServer } from '../../runtime/temporal-dev-server';
 import { waitForPidExit } from '../../runtime/process-util';
-import { eventually, freePort, sleep } from '../support/net';
+import { eventually, sleep } from '../support/net';
+import { ownTemporalServer } from './own-temporal';
 import { faultRun, inParallel } from './scenario';
 
 /**
@@ -49,20 +48,7 @@ for (const r of runs) {
     `Temporal server loses its database with ${PENDING} timers pending and ${RUNNING} attempts in flight, run ${r.run}`,
     { timeout: 6 * 60_000 },
     async () => {
-      const projectRoot = path.resolve(__dirname, '../../..');
-      const cliPath = process.env.PUNCTUAL_TEST_TEMPORAL_CLI ?? (await locateTemporalCli({ projectRoot }));
-      const dir = mkdtempSync(path.join(process.env.PUNCTUAL_FAULTS_TMP ?? os.tmpdir(), 'temporal-loss-'));
-      const logDir = process.env.PUNCTUAL_FAULTS_LOG_DIR ?? dir;
-      const port = await freePort();
-      let servers = 0;
-      const startServer = () =>
-        startTemporalDevServer({
-          cliPath,
-          port,
-          namespace: 'default',
-          dbFile: path.join(dir, 'temporal.db'),
-          logFile: path.join(logDir, `temporal-data-loss-${r.run}-server-${++servers}.log`),
-        });
+      const { dir, start: startServer } = await ownTemporalServer('temporal-data-loss', r.run);
       let server: TemporalDevServer = await startServer();
       try {
         await faultRun(

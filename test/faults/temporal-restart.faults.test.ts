@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { locateTemporalCli } from '../../runtime/temporal-cli';
-import { startTemporalDevServer, type TemporalDevServer } from '../../runtime/temporal-dev-server';
+import { type TemporalDevServer } from '../../runtime/temporal-dev-server';
 import { waitForPidExit } from '../../runtime/process-util';
-import { freePort, sleep } from '../support/net';
+import { sleep } from '../support/net';
+import { ownTemporalServer } from './own-temporal';
 import { faultRun, inParallel } from './scenario';
 
 /**
@@ -29,19 +26,7 @@ for (const r of runs) {
     `Temporal server stopped and restarted with ~${TIMERS} timers pending, run ${r.run}`,
     { timeout: 5 * 60_000 },
     async () => {
-      const projectRoot = path.resolve(__dirname, '../../..');
-      const cliPath = process.env.PUNCTUAL_TEST_TEMPORAL_CLI ?? (await locateTemporalCli({ projectRoot }));
-      const dir = mkdtempSync(path.join(process.env.PUNCTUAL_FAULTS_TMP ?? os.tmpdir(), 'temporal-'));
-      const logDir = process.env.PUNCTUAL_FAULTS_LOG_DIR ?? dir;
-      const port = await freePort();
-      const startServer = () =>
-        startTemporalDevServer({
-          cliPath,
-          port,
-          namespace: 'default',
-          dbFile: path.join(dir, 'temporal.db'),
-          logFile: path.join(logDir, `temporal-restart-${r.run}-server.log`),
-        });
+      const { start: startServer } = await ownTemporalServer('temporal-restart', r.run);
       let server: TemporalDevServer = await startServer();
       try {
         await faultRun(
