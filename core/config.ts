@@ -128,7 +128,7 @@ export function parseApiKeys(raw: string | undefined): { tenantId: string; key: 
 export const DEFAULT_RATE_LIMIT_PER_SECOND = 1000;
 
 /** RATE_LIMIT_PER_SECOND (default 1000, 0 = off) and RATE_LIMIT_BURST (default twice the rate). */
-export function loadRateLimit(env: Env = process.env): RateLimit {
+function loadRateLimit(env: Env): RateLimit {
   const perSecond = int(env, 'RATE_LIMIT_PER_SECOND', DEFAULT_RATE_LIMIT_PER_SECOND, 0, 1_000_000);
   const burst = int(env, 'RATE_LIMIT_BURST', Math.max(1, perSecond * 2), 1, 10_000_000);
   return { perSecond, burst };

@@ -98,8 +98,6 @@ function retryPolicyOf(input: SubmitBody['retry']): RetryPolicy {
 }
 
 export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
-  fastify.addHook('onRequest', (request) => fastify.authenticate(request));
-
   fastify.post<{ Body: SubmitBody }>(
     '/v1/service-calls',
     // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.
