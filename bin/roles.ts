@@ -17,10 +17,10 @@ import type { Logger } from '../core/logger';
 import { ensureSearchAttributes, lazyTemporalClient } from '../core/temporal';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { Relay } from '../projections/relay';
-import { createServiceCallsProjection, PROJECTION_NAME } from '../projections/service-calls';
+import { CONSUMERS } from '../projections/consumers';
 import { watchConsumerLag } from '../projections/lag';
 import { Reconciler } from '../projections/reconciler';
-import { createWorkflowStarter, STARTER_NAME, type StartTarget } from '../projections/workflow-starter';
+import type { StartTarget } from '../projections/workflow-starter';
 
 /** Where a role's infrastructure is, once the embedded defaults have been resolved. */
 export interface Infra {
@@ -215,7 +215,7 @@ export async function startRelay({
   };
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },
-    [createServiceCallsProjection(relayLog), createWorkflowStarter({ ...startTarget, log: relayLog })],
+    CONSUMERS.map((c) => c.create({ log: relayLog, start: startTarget })),
   );
   relay.start();
   // The starter sets these on every workflow; a cluster without them refuses the start. Checked
@@ -246,7 +246,7 @@ export async function startRelay({
     beforePass: registerSearchAttributes,
   });
   reconciler.start();
-  const stopLagWatch = watchConsumerLag(database.db, [PROJECTION_NAME, STARTER_NAME]);
+  const stopLagWatch = watchConsumerLag(database.db, CONSUMERS);
   return {
     name: 'relay',
     relay,

@@ -8,7 +8,7 @@ import { pgErrorOf } from '../core/db';
 import { LOG_START, readLogAfter, type LogPosition } from '../core/event-store';
 import type { StoredEvent } from '../core/events';
 import { consumerLockName, saveCheckpoint } from './relay';
-import { applyEvents, PROJECTION_NAME } from './service-calls';
+import { CONSUMERS } from './consumers';
 
 /**
  * Rebuilds a read model from the event store while the service runs (ADR-0007), with no downtime
@@ -40,9 +40,10 @@ export interface RebuildableProjection {
   apply(tx: DbOrTx, batch: readonly StoredEvent[]): Promise<unknown>;
 }
 
-export const REBUILDABLE_PROJECTIONS: readonly RebuildableProjection[] = [
-  { name: PROJECTION_NAME, table: schema.serviceCalls, apply: applyEvents },
-];
+/** The consumers of the registry (projections/consumers.ts) that own a read model. */
+export const REBUILDABLE_PROJECTIONS: readonly RebuildableProjection[] = CONSUMERS.flatMap((c) =>
+  c.rebuild === undefined ? [] : [{ name: c.name, ...c.rebuild }],
+);
 
 export interface RebuildProgress {
   projection: string;
