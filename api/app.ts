@@ -51,7 +51,7 @@ export interface AppDeps extends Deps {
 }
 
 /** What the app is built from: the parsed config and where things are; the app opens the rest. */
-export interface AppOptions {
+interface AppOptions {
   config: Config;
   databaseUrl: string;
   temporalAddress: string;
@@ -62,7 +62,7 @@ export interface AppOptions {
   extraMetrics?: () => Promise<string>;
 }
 
-export const BODY_LIMIT_BYTES = 1024 * 1024;
+const BODY_LIMIT_BYTES = 1024 * 1024;
 const API_POOL_SIZE = 20;
 const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
 

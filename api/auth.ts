@@ -23,7 +23,7 @@ const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
 const RELISTEN_MS = 1_000;
 
-export interface AuthOptions {
+interface AuthOptions {
   db: Db;
   /** Per-tenant limit (config.rateLimit). */
   rateLimit: RateLimit;

@@ -16,7 +16,7 @@ import { createWorkflowStarter, STARTER_NAME, type StartTarget } from './workflo
  */
 
 /** What a consumer may need to be built: the relay's logger and where workflows start. */
-export interface ConsumerContext {
+interface ConsumerContext {
   log: Logger;
   start: StartTarget;
 }

@@ -4,7 +4,7 @@ import { consumerLagEvents, consumerLagSeconds } from '../core/metrics';
 import { readCheckpoint } from './relay';
 import type { ConsumerDefinition } from './consumers';
 
-export interface ConsumerLag {
+interface ConsumerLag {
   consumer: string;
   events: number;
   /** Age of the oldest unhandled event; 0 when caught up. */

@@ -30,9 +30,9 @@ import { CONSUMERS } from './consumers';
  * log reader (they stop below the oldest running transaction).
  */
 
-export const REBUILD_SCHEMA = 'punctual_rebuild';
+const REBUILD_SCHEMA = 'punctual_rebuild';
 
-export interface RebuildableProjection {
+interface RebuildableProjection {
   /** Consumer name: its checkpoint row and the advisory lock its batches run under. */
   name: string;
   /** The read-model table, as the apply function writes it (unqualified). */
@@ -45,7 +45,7 @@ export const REBUILDABLE_PROJECTIONS: readonly RebuildableProjection[] = CONSUME
   c.rebuild === undefined ? [] : [{ name: c.name, ...c.rebuild }],
 );
 
-export interface RebuildProgress {
+interface RebuildProgress {
   projection: string;
   phase: 'build' | 'swap';
   /** Events applied to the shadow so far. */
@@ -53,7 +53,7 @@ export interface RebuildProgress {
   position: LogPosition;
 }
 
-export interface RebuildOptions {
+interface RebuildOptions {
   /** Events per build batch (one short transaction each). Default 2000. */
   batchSize?: number;
   /** How long the swap waits for a lock before it gives way to readers and tries again. */
@@ -64,7 +64,7 @@ export interface RebuildOptions {
   onProgress?: (progress: RebuildProgress) => Promise<void> | void;
 }
 
-export interface RebuildResult {
+interface RebuildResult {
   projection: string;
   /** Events applied to the new table. */
   events: number;

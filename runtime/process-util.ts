@@ -6,10 +6,11 @@
 import net from 'node:net';
 import { open } from 'node:fs/promises';
 
-export type Logger = (msg: string) => void;
+/** Progress lines of the runtime helpers (embedded servers, downloads); the services log with core/logger.ts. */
+export type LineLog = (msg: string) => void;
 
 /** A logger that drops everything; used when the caller passes none. */
-export const silentLog: Logger = () => undefined;
+export const silentLog: LineLog = () => undefined;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -109,7 +110,7 @@ export async function readFileTail(file: string, maxBytes = 4000): Promise<strin
 
 /**
  * Splits a byte stream into lines and hands each non-empty one to `onLine`.
- * Used to forward child-process output to a Logger line by line.
+ * Used to forward child-process output to a LineLog line by line.
  */
 export function lineSplitter(onLine: (line: string) => void): { push(chunk: Buffer | string): void; flush(): void } {
   let pending = '';

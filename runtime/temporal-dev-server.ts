@@ -8,11 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { assertPortFree, errorMessage, readFileTail, silentLog, sleep, type Logger } from './process-util';
+import { assertPortFree, errorMessage, readFileTail, silentLog, sleep, type LineLog } from './process-util';
 
-export type DevServerSearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime' | 'Int' | 'Text' | 'Bool' | 'Double';
+type DevServerSearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime' | 'Int' | 'Text' | 'Bool' | 'Double';
 
-export interface TemporalDevServerOptions {
+interface TemporalDevServerOptions {
   /** Absolute path of the `temporal` CLI (see locateTemporalCli). */
   cliPath: string;
   /** Frontend gRPC port. */
@@ -67,7 +67,7 @@ const STOP_GRACE_MS = 10_000;
 const MEMORY_TAIL_BYTES = 8000;
 
 export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
-  const log: Logger = opts.log ?? silentLog;
+  const log: LineLog = opts.log ?? silentLog;
   const ip = opts.ip ?? '127.0.0.1';
   validateOptions(opts);
 

@@ -15,7 +15,7 @@ declare module 'fastify' {
   }
 }
 
-export interface DatabasePluginOptions {
+interface DatabasePluginOptions {
   url: string;
   max: number;
   applicationName: string;
