@@ -1,7 +1,8 @@
 import { promises as dns } from 'node:dns';
 import net from 'node:net';
 import { buildConnector } from 'undici';
-import { type EgressPolicy, normalizeHost } from '../core/egress-policy';
+import { type EgressPolicy, isLoopbackName, normalizeHost } from '../core/egress-policy';
+import { ATTEMPT_FAILURE } from '../core/http-policy';
 
 /**
  * The egress guard at connect time (ADR-0009): every new connection resolves the host once,
@@ -12,11 +13,12 @@ import { type EgressPolicy, normalizeHost } from '../core/egress-policy';
 
 export type Lookup = (hostname: string) => Promise<{ address: string; family: number }[]>;
 
-export const systemLookup: Lookup = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+const systemLookup: Lookup = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
 
 export class EgressRefusedError extends Error {
   override name = 'EgressRefusedError';
   readonly code = 'EGRESS_REFUSED';
+  readonly kind = ATTEMPT_FAILURE.EgressRefused;
 }
 
 export function createGuardedConnector(opts: {
@@ -42,7 +44,7 @@ export function createGuardedConnector(opts: {
       return;
     }
     const name = normalizeHost(host);
-    if (name === 'localhost' || name.endsWith('.localhost')) {
+    if (isLoopbackName(name)) {
       callback(new EgressRefusedError(`egress refused: ${name} is a loopback name`), null);
       return;
     }

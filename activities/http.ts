@@ -1,6 +1,7 @@
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { EgressPolicy } from '../core/egress-policy';
 import type { HttpMethod, RequestBody } from '../core/events';
+import { ATTEMPT_FAILURE, type AttemptFailureKind } from '../core/http-policy';
 import { createGuardedConnector, EgressRefusedError, type Lookup } from './egress';
 
 /** What one HTTP attempt produced; never thrown, always recorded (ADR-0009). */
@@ -19,9 +20,11 @@ export interface HttpAttemptOutcome {
   /** From Retry-After, when the answer carried one. */
   retryAfterMs: number | null;
   error: string | null;
+  /** What kind of failure `error` describes when there was no answer; null when there was one. */
+  failure: AttemptFailureKind | null;
 }
 
-export const SNIPPET_LIMIT_BYTES = 8 * 1024;
+const SNIPPET_LIMIT_BYTES = 8 * 1024;
 
 /** Response headers worth keeping; anything else (Set-Cookie above all) is dropped. */
 const RESPONSE_HEADER_ALLOWLIST = new Set([
@@ -76,7 +79,7 @@ export function encodeBody(
 }
 
 /** Retry-After as milliseconds from now: delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
   if (value === undefined) return null;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
@@ -104,6 +107,13 @@ function snippetOf(bytes: Buffer, contentType: string | undefined): { text: stri
     }
   }
   return { text: bytes.toString('base64'), encoding: 'base64' };
+}
+
+function failureOf(err: unknown, timedOut: boolean): AttemptFailureKind {
+  if (timedOut) return ATTEMPT_FAILURE.Timeout;
+  const refused =
+    err instanceof EgressRefusedError || (err instanceof Error && err.cause instanceof EgressRefusedError);
+  return refused ? ATTEMPT_FAILURE.EgressRefused : ATTEMPT_FAILURE.Network;
 }
 
 function describeError(err: unknown, timedOut: boolean, timeoutMs: number): string {
@@ -189,6 +199,7 @@ export async function performHttpRequest(
       responseHeaders,
       retryAfterMs: parseRetryAfter(responseHeaders['retry-after']),
       error: null,
+      failure: null,
     };
   } catch (err) {
     return {
@@ -202,6 +213,7 @@ export async function performHttpRequest(
       responseHeaders,
       retryAfterMs: parseRetryAfter(responseHeaders['retry-after']),
       error: describeError(err, timeout.signal.aborted, opts.timeoutMs),
+      failure: failureOf(err, timeout.signal.aborted),
     };
   } finally {
     clearTimeout(timer);

@@ -12,7 +12,7 @@ import {
 import type { AttemptRecord, NewEvent, ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { isConnectionError, pgErrorOf } from '../core/db';
 import { ConcurrencyError, readStream } from '../core/event-store';
-import { isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
+import { ATTEMPT_FAILURE, isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { fold, type Status } from '../core/service-call';
@@ -155,7 +155,7 @@ export function createActivities(deps: ActivityDeps) {
             }
             const envelope = nextEventEnvelope(state, history, messageId, now());
             const succeeded = isSuccessStatus(outcome.statusCode);
-            if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.error)) {
+            if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.failure)) {
               const delay = retryDelayMs(state.retry, attempt, outcome.statusCode, outcome.retryAfterMs);
               const retryAt = new Date(new Date(envelope.timestamp).getTime() + delay).toISOString();
               const event: NewEvent = { ...envelope, type: 'AttemptFailed', data: { attempt: record, retryAt } };
@@ -355,6 +355,7 @@ export function createActivities(deps: ActivityDeps) {
         responseHeaders: {},
         retryAfterMs: null,
         error: `attempt could not complete: ${ref.reason}`,
+        failure: ATTEMPT_FAILURE.Lost,
       });
     },
 

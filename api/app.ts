@@ -3,17 +3,23 @@ import Fastify, {
   LogController,
   type FastifyError,
   type FastifyInstance,
+  type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
 import type { Deps } from '../core/commands';
+import type { Config } from '../core/config';
+import type { Keyring } from '../core/crypto';
 import type { EgressPolicy } from '../core/egress-policy';
+import type { Logger } from '../core/logger';
 import { apiRequestDuration, registry } from '../core/metrics';
-import type { RateLimit } from '../core/config';
+import { createHeaderRedactor } from '../core/redact';
 import { authPlugin } from './auth';
 import { inputGuard } from './input-guard';
 import { openApiPlugin } from './openapi';
+import { databasePlugin } from './plugins/database';
+import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -34,31 +40,34 @@ declare module 'fastify' {
   }
 }
 
+/** What the route plugins are given: the command dependencies and the api's own settings. */
 export interface AppDeps extends Deps {
   /** Refuses obviously forbidden destinations at submit (422); the worker checks again at connect. */
   egress: EgressPolicy;
   /** Per-attempt timeout of a call that does not set `timeoutMs`. */
   defaultTimeoutMs: number;
-  /** Whether Postgres and Temporal answer right now. */
-  readiness(): Promise<{ postgres: boolean; temporal: boolean }>;
-  /**
-   * Test-only fault injection (bin/fault-injection.ts): runs after a submit has committed and
-   * before its 202 is sent. Never set outside the fault suite.
-   */
-  afterSubmitCommitted?: () => void;
-  /** Per-tenant rate limit (config.rateLimit); absent → read from the environment. */
-  rateLimit?: RateLimit;
-  /** More Prometheus text for /metrics (the in-process Temporal worker's own metrics). */
-  extraMetrics?: () => Promise<string>;
   /** Where detail links point: `${temporalUiUrl}/namespaces/${namespace}/workflows/…`. */
   temporalUi?: { url: string; namespace: string };
 }
 
-export const BODY_LIMIT_BYTES = 1024 * 1024;
+/** What the app is built from: the parsed config and where things are; the app opens the rest. */
+interface AppOptions {
+  config: Config;
+  databaseUrl: string;
+  temporalAddress: string;
+  keyring: Keyring;
+  egress: EgressPolicy;
+  log: Logger;
+  /** More Prometheus text for /metrics (the in-process Temporal worker's own metrics). */
+  extraMetrics?: () => Promise<string>;
+}
+
+const BODY_LIMIT_BYTES = 1024 * 1024;
+const API_POOL_SIZE = 20;
 const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** The REST API as a plugin; tests register it on their own instance and use inject. */
-export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
+export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // Before any route, so that every route gets them.
   const routes = collectRoutes(fastify);
   fastify.addHook('preValidation', inputGuard);
@@ -106,32 +115,47 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
       reply.elapsedTime / 1000,
     );
   });
-  const afterSubmitCommitted = deps.afterSubmitCommitted;
-  if (afterSubmitCommitted !== undefined) {
-    fastify.addHook('onSend', async (request, reply, payload) => {
-      if (request.method === 'POST' && request.routeOptions.url === '/v1/service-calls' && reply.statusCode === 202) {
-        afterSubmitCommitted();
-      }
-      return payload;
-    });
-  }
+  const { config } = opts;
+  await fastify.register(databasePlugin, {
+    url: opts.databaseUrl,
+    max: API_POOL_SIZE,
+    applicationName: 'punctual-api',
+  });
+  await fastify.register(temporalPlugin, { address: opts.temporalAddress, namespace: config.temporalNamespace });
 
   fastify.get('/healthz', { schema: healthRouteSchema }, async () => ({ status: 'ok' }));
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     const own = await registry.metrics();
-    const extra = deps.extraMetrics === undefined ? '' : await deps.extraMetrics().catch(() => '');
+    const extra = opts.extraMetrics === undefined ? '' : await opts.extraMetrics().catch(() => '');
     return reply.type(registry.contentType).send(`${own}\n${extra}`);
   });
   fastify.get('/readyz', { schema: readinessRouteSchema }, async (_request, reply) => {
-    const checks = await deps.readiness();
-    const ready = checks.postgres && checks.temporal;
+    const [postgres, temporal] = await Promise.all([fastify.postgresReachable(), fastify.temporalReachable()]);
+    const checks = { postgres, temporal };
+    const ready = postgres && temporal;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  await fastify.register(authPlugin, { db: deps.db, rateLimit: deps.rateLimit });
-  await fastify.register(serviceCallRoutes, deps);
-  await fastify.register(signingSecretRoutes, deps);
-  await fastify.register(serviceCallListRoutes, deps);
+  const deps: AppDeps = {
+    db: fastify.database.db,
+    notifier: fastify.notifier,
+    keyring: opts.keyring,
+    redactor: createHeaderRedactor(config.sensitiveHeaders),
+    log: opts.log,
+    egress: opts.egress,
+    defaultTimeoutMs: config.httpTimeoutMs,
+    ...(config.temporalUiUrl === undefined
+      ? {}
+      : { temporalUi: { url: config.temporalUiUrl, namespace: config.temporalNamespace } }),
+  };
+  // The /v1 scope: authentication is registered once here, so every route below, and every
+  // route added later, answers 401 without a valid key.
+  await fastify.register(async function v1(scope) {
+    await scope.register(authPlugin, { db: deps.db, rateLimit: config.rateLimit });
+    await scope.register(serviceCallRoutes, deps);
+    await scope.register(signingSecretRoutes, deps);
+    await scope.register(serviceCallListRoutes, deps);
+  });
 }
 
 /**
@@ -163,7 +187,15 @@ function collectRoutes(fastify: FastifyInstance): { methodsFor(path: string): st
   };
 }
 
-export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): FastifyInstance {
+/**
+ * A Fastify instance with the app registered. `before` are plugins registered ahead of the app,
+ * at the root (bin/ adds the fault suite's hook this way; production passes none).
+ */
+export function buildServer(
+  options: AppOptions,
+  serverOpts: FastifyServerOptions = {},
+  before: FastifyPluginAsync[] = [],
+): FastifyInstance {
   const fastify = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
     // Reject what is not in the schema instead of silently dropping it, and never coerce a
@@ -175,8 +207,16 @@ export function buildServer(deps: AppDeps, opts: FastifyServerOptions = {}): Fas
       const given = req.headers['x-correlation-id'];
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
     },
-    ...opts,
+    ...serverOpts,
   });
-  void fastify.register(app, deps);
+  // Every /v1 route sits in the app's authenticated scope: one registered anywhere else would
+  // answer without a key, so it stops the app from starting instead.
+  fastify.addHook('onRoute', function (route) {
+    if (route.url.startsWith('/v1') && !this.hasRequestDecorator('tenantId')) {
+      throw new Error(`${route.url} is registered outside the authenticated /v1 scope (api/app.ts)`);
+    }
+  });
+  for (const plugin of before) void fastify.register(plugin);
+  void fastify.register(app, options);
   return fastify;
 }

@@ -2,14 +2,14 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify
 import fp from 'fastify-plugin';
 import pg from 'pg';
 import { API_KEYS_CHANNEL, hashApiKey, tenantForApiKey } from '../core/api-keys';
-import { loadRateLimit, type RateLimit } from '../core/config';
+import type { RateLimit } from '../core/config';
 import type { Db } from '../core/db';
 import { TooManyRequestsError, UnauthorizedError } from './problem';
 import { TenantRateLimiter } from './rate-limit';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Set by the auth hook on every /v1 route; every query is scoped by it. */
+    /** Set by the auth hook of the /v1 scope; every query is scoped by it. */
     tenantId: string;
   }
 }
@@ -23,10 +23,10 @@ const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
 const RELISTEN_MS = 1_000;
 
-export interface AuthOptions {
+interface AuthOptions {
   db: Db;
-  /** Per-tenant limit; absent → RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST from the environment. */
-  rateLimit?: RateLimit;
+  /** Per-tenant limit (config.rateLimit). */
+  rateLimit: RateLimit;
 }
 
 /**
@@ -121,7 +121,8 @@ function poolOf(db: Db): pg.Pool | undefined {
 }
 
 /**
- * Bearer-key authentication, then the tenant's rate limit. Keys are compared by hash; verified
+ * Bearer-key authentication, then the tenant's rate limit, as an onRequest hook of the scope it
+ * is registered in (api/app.ts registers it once, on the scope of every /v1 route). Keys are compared by hash; verified
  * hashes are cached while a revocation listener is connected, so a request usually costs no
  * extra round trip and a revoked key answers 401 as soon as the notification arrives.
  */
@@ -141,10 +142,10 @@ export const authPlugin = fp(
         : new RevocationListener(pool, invalidate, fastify.log.child({ component: 'auth' }));
     listener?.start();
     fastify.addHook('onClose', async () => listener?.stop());
-    const limiter = new TenantRateLimiter(opts.rateLimit ?? loadRateLimit());
+    const limiter = new TenantRateLimiter(opts.rateLimit);
 
     fastify.decorateRequest('tenantId', '');
-    fastify.decorate('authenticate', async (request: FastifyRequest) => {
+    fastify.addHook('onRequest', async (request: FastifyRequest) => {
       const header = request.headers.authorization;
       const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (match?.[1] === undefined) throw new UnauthorizedError('missing "Authorization: Bearer <key>" header');
@@ -170,9 +171,3 @@ export const authPlugin = fp(
   },
   { name: 'punctual-auth' },
 );
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    authenticate(request: FastifyRequest): Promise<void>;
-  }
-}

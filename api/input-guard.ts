@@ -17,7 +17,7 @@ import { BadRequestError } from './problem';
  * The walk is iterative, so no input can overflow the stack here.
  */
 
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -41,7 +41,7 @@ interface Frame {
 }
 
 /** Checks one parsed JSON value (body) or parameter object; throws a BadRequestError naming the field. */
-export function checkInput(
+function checkInput(
   root: unknown,
   opts: { prefix?: string; opaque?: readonly string[]; maxDepth?: number } = {},
 ): void {

@@ -116,7 +116,7 @@ const detailExample = {
   ],
 };
 
-const scheduledExample = {
+const cancelledExample = {
   ...detailExample,
   status: 'Cancelled',
   updatedAt: '2029-12-31T20:15:00.000Z',
@@ -194,7 +194,7 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
     },
   },
   getServiceCall: { responses: { '200': detailExample } },
-  cancelServiceCall: { responses: { '202': scheduledExample } },
+  cancelServiceCall: { responses: { '202': cancelledExample } },
   listServiceCalls: {
     responses: {
       '200': {
@@ -287,7 +287,7 @@ function headOperation(get: Json): Json {
 }
 
 /** Adds what the route schemas cannot carry; mutates and returns the generated document. */
-export function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
+function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
   if (opts.metrics === true) {
     const paths = asRecord(doc.paths);
     if (paths !== undefined && paths['/metrics'] === undefined) paths['/metrics'] = structuredClone(metricsPathItem);

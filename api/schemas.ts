@@ -48,7 +48,7 @@ const responseFields = {
   },
 } as const;
 
-export const submitBodySchema = {
+const submitBodySchema = {
   type: 'object',
   additionalProperties: false,
   required: ['request'],
@@ -297,7 +297,7 @@ const instantParam = (description: string, example: string) =>
  * The list's query string, for the documentation. Validation is `parseListQuery` (api/list-query.ts),
  * which also takes comma-separated statuses and answers 400 for any parameter not listed here.
  */
-export const listQuerySchema = {
+const listQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {

@@ -9,7 +9,7 @@ import { Agent, request } from 'undici';
 
 const dispatcher = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
 
-export function createBaselineActivities() {
+function createBaselineActivities() {
   return {
     /** The same HTTP call a Punctual attempt makes: undici, 10 s timeout, body read up to 8 KB. */
     async httpCall(url: string): Promise<number> {

@@ -17,7 +17,7 @@ export interface Breakdown {
   hitToSeen: Summary;
 }
 
-export interface Timed {
+interface Timed {
   workflowId: string;
   t0: number;
   hitAt: number;

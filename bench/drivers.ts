@@ -3,8 +3,7 @@ import type { Pool } from 'undici';
 import type { Database } from '../core/db';
 import { workflowIdFor } from '../core/ids';
 import { measureConsumerLag } from '../projections/lag';
-import { PROJECTION_NAME } from '../projections/service-calls';
-import { STARTER_NAME } from '../projections/workflow-starter';
+import { CONSUMERS } from '../projections/consumers';
 import { sleep } from './log';
 import { nowMs, summarize, type Summary } from './stats';
 import type { Running } from './system';
@@ -187,7 +186,10 @@ export class LagSampler {
       while (!this.stopped) {
         const began = nowMs();
         try {
-          const lags = await measureConsumerLag(this.db.db, [PROJECTION_NAME, STARTER_NAME]);
+          const lags = await measureConsumerLag(
+            this.db.db,
+            CONSUMERS.map((c) => c.name),
+          );
           this.samples.push({
             at: began,
             projection: (lags[0]?.seconds ?? 0) * 1000,
@@ -222,7 +224,10 @@ export async function drain(ctx: Ctx, timeoutMs: number): Promise<{ ms: number; 
       `select count(*)::int as n from service_calls where tenant_id = $1 and status in ('Scheduled', 'Running') and due_at <= now()`,
       [ctx.sys.tenantId],
     );
-    const lags = await measureConsumerLag(ctx.db.db, [PROJECTION_NAME, STARTER_NAME]);
+    const lags = await measureConsumerLag(
+      ctx.db.db,
+      CONSUMERS.map((c) => c.name),
+    );
     if ((rows[0]?.n ?? 0) === 0 && lags.every((l) => l.events === 0)) return { ms: nowMs() - began, drained: true };
     if (nowMs() - began > timeoutMs) return { ms: nowMs() - began, drained: false };
     await sleep(200);

@@ -9,7 +9,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
  */
 
 export type Group = 'punctual' | 'postgres' | 'temporal' | 'baseline' | 'bench';
-export const GROUPS: readonly Group[] = ['punctual', 'postgres', 'temporal', 'baseline', 'bench'];
+const GROUPS: readonly Group[] = ['punctual', 'postgres', 'temporal', 'baseline', 'bench'];
 
 const CLK_TCK = (() => {
   try {
@@ -87,7 +87,7 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
 }
 
-export interface GroupSample {
+interface GroupSample {
   /** Cumulative CPU seconds of every process ever seen in the group. */
   cpu: number;
   rssMb: number;
@@ -104,7 +104,7 @@ export interface Sample {
 }
 
 /** Root processes of each group; each one's descendants belong to it too. */
-export interface Roots {
+interface Roots {
   /** Punctual's processes (PostgreSQL and a dev server they start are classified apart). */
   punctual?: (number | undefined)[];
   baseline?: (number | undefined)[];
@@ -120,7 +120,7 @@ export interface Roots {
  * Samples the groups. CPU of a process that exits between samples is counted up to its last
  * sample (short-lived PostgreSQL backends lose at most one interval).
  */
-export class ProcessSampler {
+class ProcessSampler {
   private readonly lastCpu = new Map<string, { group: Group; cpu: number }>();
   readonly samples: Sample[] = [];
 
@@ -237,7 +237,7 @@ if (!isMainThread && (workerData as { procstatSampler?: boolean } | null)?.procs
   });
 }
 
-export interface GroupUsage {
+interface GroupUsage {
   /** Share of one core over the window, in percent (200 % = both cores of a 2-core machine). */
   cpuPercent: number;
   cpuSeconds: number;

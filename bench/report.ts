@@ -86,7 +86,7 @@ export interface Report {
   targets: Target[];
 }
 
-export interface Target {
+interface Target {
   name: string;
   value: number | undefined;
   limit: string;

@@ -23,7 +23,7 @@ import { log, sleep } from './log';
 
 const PROJECT_ROOT = path.resolve(__dirname, '../..');
 
-export interface SystemOptions {
+interface SystemOptions {
   /** Let the worker bundle the workflow code at start (the `npm start` default) instead of a prebuilt bundle. */
   bundleAtStart: boolean;
   skipBaseline: boolean;

@@ -1,4 +1,5 @@
-import type { AppDeps } from '../api/app';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Logger } from '../core/logger';
 
 /**
@@ -11,16 +12,22 @@ import type { Logger } from '../core/logger';
  * has no hook at all. Harmless by design: losing an answer after a commit is exactly what the
  * idempotent submit is for.
  */
-export function apiFaultHooks(env: NodeJS.ProcessEnv, log: Logger): Pick<AppDeps, 'afterSubmitCommitted'> {
+export function apiFaultInjection(env: NodeJS.ProcessEnv, log: Logger): FastifyPluginAsync | undefined {
   const raw = env.PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT;
-  if (raw === undefined || raw.trim() === '') return {};
+  if (raw === undefined || raw.trim() === '') return undefined;
   const p = Number(raw);
   if (!(p > 0 && p <= 1))
     throw new Error(`PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT must be a probability in (0, 1], got "${raw}"`);
   log.warn({ probability: p }, 'FAULT INJECTION ON: this api kills itself after some submits commit (test only)');
-  return {
-    afterSubmitCommitted() {
-      if (Math.random() < p) process.kill(process.pid, 'SIGKILL');
+  return fp(
+    async (fastify: FastifyInstance) => {
+      fastify.addHook('onSend', async (request, reply, payload) => {
+        if (request.method === 'POST' && request.routeOptions.url === '/v1/service-calls' && reply.statusCode === 202) {
+          if (Math.random() < p) process.kill(process.pid, 'SIGKILL');
+        }
+        return payload;
+      });
     },
-  };
+    { name: 'punctual-fault-injection' },
+  );
 }

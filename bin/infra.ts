@@ -13,7 +13,7 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 
-export interface ResolvedInfra extends Infra {
+interface ResolvedInfra extends Infra {
   /** Web UI of the embedded Temporal server, when we started one. */
   temporalUiUrl: string | undefined;
   embedded: { postgres: boolean; temporal: boolean };

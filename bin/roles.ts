@@ -6,7 +6,7 @@ import { freeLoopbackPort } from '../runtime/process-util';
 import { createActivities } from '../activities';
 import { createHttpDispatcher } from '../activities/http';
 import { buildServer } from '../api/app';
-import { apiFaultHooks } from './fault-injection';
+import { apiFaultInjection } from './fault-injection';
 import { ConfigError, type Config } from '../core/config';
 import type { Keyring } from '../core/crypto';
 import { EgressPolicy } from '../core/egress-policy';
@@ -17,10 +17,10 @@ import type { Logger } from '../core/logger';
 import { ensureSearchAttributes, lazyTemporalClient } from '../core/temporal';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
 import { Relay } from '../projections/relay';
-import { createServiceCallsProjection, PROJECTION_NAME } from '../projections/service-calls';
+import { CONSUMERS } from '../projections/consumers';
 import { watchConsumerLag } from '../projections/lag';
 import { Reconciler } from '../projections/reconciler';
-import { createWorkflowStarter, STARTER_NAME, type StartTarget } from '../projections/workflow-starter';
+import type { StartTarget } from '../projections/workflow-starter';
 
 /** Where a role's infrastructure is, once the embedded defaults have been resolved. */
 export interface Infra {
@@ -48,82 +48,34 @@ export interface RunningRole {
   stop(): Promise<void>;
 }
 
-const READINESS_TIMEOUT_MS = 2_000;
-
-/** true when `work` succeeds within READINESS_TIMEOUT_MS, false when it fails or takes longer. */
-function withinTimeout(work: Promise<unknown>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), READINESS_TIMEOUT_MS);
-  });
-  return Promise.race([
-    work.then(
-      () => true,
-      () => false,
-    ),
-    timeout,
-  ]).finally(() => clearTimeout(timer));
-}
-
 export async function startApi({
   config,
   infra,
   log,
   keyring,
 }: RoleContext): Promise<RunningRole & { fastify: FastifyInstance; url: string }> {
-  const database = openDatabase(infra.databaseUrl, { max: 20, applicationName: 'punctual-api' });
-  // The API needs Temporal only to report readiness: a submit is durable in Postgres alone.
-  const temporal = lazyTemporalClient({ address: infra.temporalAddress, namespace: config.temporalNamespace });
-  // The deadline also ends the client's own retries of an unreachable server.
-  const temporalCheck = () =>
-    temporal.connection.withDeadline(Date.now() + READINESS_TIMEOUT_MS, () =>
-      temporal.connection.workflowService.describeNamespace({ namespace: config.temporalNamespace }),
-    );
-  // Closing the connection under a call still in flight throws from inside the gRPC client:
-  // stop() waits for the checks it started.
-  const inFlight = new Set<Promise<unknown>>();
-  const track = (work: Promise<unknown>) => {
-    const settled = work.catch(() => undefined).finally(() => inFlight.delete(settled));
-    inFlight.add(settled);
-    return work;
-  };
+  const apiLog = log.child({ role: 'api' });
+  const faultInjection = apiFaultInjection(process.env, log);
   const fastify = buildServer(
     {
-      db: database.db,
-      notifier: new AppendNotifier(database.pool),
-      ...apiFaultHooks(process.env, log),
+      config,
+      databaseUrl: infra.databaseUrl,
+      temporalAddress: infra.temporalAddress,
       keyring: keyring(),
-      redactor: createHeaderRedactor(config.sensitiveHeaders),
-      log: log.child({ role: 'api' }),
       egress: egressPolicy(config),
-      defaultTimeoutMs: config.httpTimeoutMs,
-      rateLimit: config.rateLimit,
-      ...(config.temporalUiUrl === undefined
-        ? {}
-        : { temporalUi: { url: config.temporalUiUrl, namespace: config.temporalNamespace } }),
+      log: apiLog,
       extraMetrics: () => temporalWorkerMetrics(),
-      async readiness() {
-        // Each check answers within READINESS_TIMEOUT_MS: a probe must never hang.
-        const [postgres, temporalOk] = await Promise.all([
-          withinTimeout(database.pool.query('select 1')),
-          withinTimeout(track(temporalCheck())),
-        ]);
-        return { postgres, temporal: temporalOk };
-      },
     },
-    { loggerInstance: log.child({ role: 'api' }) },
+    { loggerInstance: apiLog },
+    faultInjection === undefined ? [] : [faultInjection],
   );
   const url = await fastify.listen({ host: config.host, port: config.port });
   return {
     name: 'api',
     fastify,
     url,
-    async stop() {
-      await fastify.close();
-      await Promise.all(inFlight);
-      await temporal.connection.close();
-      await database.close();
-    },
+    // The app's plugins close the database and the Temporal connection.
+    stop: () => fastify.close(),
   };
 }
 
@@ -263,7 +215,7 @@ export async function startRelay({
   };
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },
-    [createServiceCallsProjection(relayLog), createWorkflowStarter({ ...startTarget, log: relayLog })],
+    CONSUMERS.map((c) => c.create({ log: relayLog, start: startTarget })),
   );
   relay.start();
   // The starter sets these on every workflow; a cluster without them refuses the start. Checked
@@ -294,7 +246,7 @@ export async function startRelay({
     beforePass: registerSearchAttributes,
   });
   reconciler.start();
-  const stopLagWatch = watchConsumerLag(database.db, [PROJECTION_NAME, STARTER_NAME]);
+  const stopLagWatch = watchConsumerLag(database.db, CONSUMERS);
   return {
     name: 'relay',
     relay,

@@ -35,7 +35,7 @@ function start(role: string): NodeSDK {
   return instance;
 }
 
-export function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 

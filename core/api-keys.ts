@@ -17,9 +17,9 @@ export function hashApiKey(key: string): string {
  * Stored in the `prefix` column for new keys; always derived from the hash when read, so keys
  * stored with an older, longer prefix get an id too.
  */
-export const KEY_ID = /^key_[0-9a-f]{10}$/;
+const KEY_ID = /^key_[0-9a-f]{10}$/;
 
-export function keyIdOf(keyHash: string): string {
+function keyIdOf(keyHash: string): string {
   return `key_${keyHash.slice(0, 10)}`;
 }
 
@@ -27,7 +27,7 @@ export function generateApiKey(): string {
   return `pk_${randomBytes(24).toString('base64url')}`;
 }
 
-export async function ensureTenant(db: DbOrTx, tenantId: string): Promise<void> {
+async function ensureTenant(db: DbOrTx, tenantId: string): Promise<void> {
   await db.insert(tenants).values({ id: tenantId }).onConflictDoNothing();
 }
 
@@ -92,7 +92,7 @@ export async function createApiKey(db: Db, tenantId: string): Promise<{ key: str
   throw new TenantError('could not find an unused key id; try again');
 }
 
-export type RevokeResult =
+type RevokeResult =
   | { outcome: 'revoked'; tenantId: string; keyId: string }
   | { outcome: 'already-revoked'; tenantId: string; keyId: string; revokedAt: Date }
   | { outcome: 'not-found' }
@@ -139,7 +139,7 @@ export async function revokeApiKey(db: Db, keyIdOrKey: string): Promise<RevokeRe
   });
 }
 
-export interface TenantListing {
+interface TenantListing {
   id: string;
   createdAt: Date;
   keys: { keyId: string; createdAt: Date; revokedAt: Date | null }[];

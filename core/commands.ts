@@ -104,14 +104,26 @@ function canonicalJson(value: unknown): string {
 }
 
 /**
+ * The fields of a submit that do not change what it asks for: the idempotency record's own key
+ * (tenant, Idempotency-Key) and tracing. Every other field, a new one included, is fingerprinted.
+ */
+export const UNFINGERPRINTED_FIELDS = [
+  'tenantId',
+  'idempotencyKey',
+  'correlationId',
+] as const satisfies readonly (keyof SubmitCommand)[];
+
+/**
  * Same request ⇔ same fingerprint: key order and equal instants written differently don't
  * matter. Keyed (HMAC), because the request holds secrets a plain digest would let one guess.
+ * The bytes hashed for today's fields are those stored idempotency records were made with
+ * (test/core/commands.unit.test.ts pins them).
  */
 export function fingerprintOf(cmd: SubmitCommand, keyring: Keyring): string {
-  const dueAt = cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime();
-  return keyring.mac(
-    canonicalJson({ request: cmd.request, dueAt, tags: cmd.tags, retry: cmd.retry, timeoutMs: cmd.timeoutMs }),
-  );
+  const meaning: Record<string, unknown> = { ...cmd };
+  for (const field of UNFINGERPRINTED_FIELDS) delete meaning[field];
+  meaning.dueAt = cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime();
+  return keyring.mac(canonicalJson(meaning));
 }
 
 function submitResultOf(event: StoredEvent, replayed: boolean): SubmitResult {

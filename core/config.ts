@@ -107,7 +107,7 @@ function parseEncryptionKey(raw: string | undefined): string | undefined {
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-export function parseApiKeys(raw: string | undefined): { tenantId: string; key: string }[] {
+function parseApiKeys(raw: string | undefined): { tenantId: string; key: string }[] {
   if (raw === undefined || raw.trim() === '') return [];
   return raw.split(',').map((entry, i) => {
     const sep = entry.indexOf(':');
@@ -125,10 +125,10 @@ export function parseApiKeys(raw: string | undefined): { tenantId: string; key: 
   });
 }
 
-export const DEFAULT_RATE_LIMIT_PER_SECOND = 1000;
+const DEFAULT_RATE_LIMIT_PER_SECOND = 1000;
 
 /** RATE_LIMIT_PER_SECOND (default 1000, 0 = off) and RATE_LIMIT_BURST (default twice the rate). */
-export function loadRateLimit(env: Env = process.env): RateLimit {
+function loadRateLimit(env: Env): RateLimit {
   const perSecond = int(env, 'RATE_LIMIT_PER_SECOND', DEFAULT_RATE_LIMIT_PER_SECOND, 0, 1_000_000);
   const burst = int(env, 'RATE_LIMIT_BURST', Math.max(1, perSecond * 2), 1, 10_000_000);
   return { perSecond, burst };

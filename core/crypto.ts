@@ -14,7 +14,7 @@ export interface Sealed {
   data: string;
 }
 
-export class EncryptionKeyError extends Error {
+class EncryptionKeyError extends Error {
   override name = 'EncryptionKeyError';
 }
 

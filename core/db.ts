@@ -14,7 +14,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export const MIGRATIONS_FOLDER = path.resolve(__dirname, '../../drizzle/migrations');
+const MIGRATIONS_FOLDER = path.resolve(__dirname, '../../drizzle/migrations');
 
 export function openDatabase(url: string, opts: { max?: number; applicationName?: string } = {}): Database {
   const pool = new pg.Pool({

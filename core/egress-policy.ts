@@ -151,14 +151,39 @@ export class EgressPolicy {
    * a literal address that is refused, a localhost name. Names are checked again when dialled.
    */
   refuseUrl(url: URL): string | undefined {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'only http and https URLs are allowed';
+    if (!isHttpUrl(url)) return 'only http and https URLs are allowed';
     if (url.username !== '' || url.password !== '') return 'URLs with user information are not allowed';
     const host = normalizeHost(url.hostname);
     if (this.isHostAllowlisted(host)) return undefined;
     if (net.isIP(host.replace(/^\[|\]$/g, '')) !== 0) return this.refuseAddress(host);
-    if (host === 'localhost' || host.endsWith('.localhost')) return `${host} is a loopback name`;
+    if (isLoopbackName(host)) return `${host} is a loopback name`;
     return undefined;
   }
+}
+
+function isHttpUrl(url: URL): boolean {
+  return url.protocol === 'http:' || url.protocol === 'https:';
+}
+
+/**
+ * Why `raw` is not a URL a call can have at all (a 400 at submit, before the policy's refusals,
+ * which are 422s), or undefined.
+ */
+export function urlShapeProblem(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be an absolute http(s) URL';
+  }
+  if (!isHttpUrl(url)) return 'must use http or https';
+  if (url.hostname === '') return 'must name a host';
+  return undefined;
+}
+
+/** `localhost` and its subdomains (RFC 6761) always mean this machine, whatever DNS says. */
+export function isLoopbackName(normalizedHost: string): boolean {
+  return normalizedHost === 'localhost' || normalizedHost.endsWith('.localhost');
 }
 
 export function normalizeHost(host: string): string {

@@ -2,11 +2,12 @@ import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import type { DbOrTx } from './db';
 import { pgErrorOf } from './db';
-import type { NewEvent, StoredEvent } from './events';
+import type { AnyEvent, ServiceCallEvent, Stored, StoredEvent, Unversioned } from './events';
 
 /**
  * The Postgres event store (ADR-0002): append with an expected version, read a stream, read the
- * global log gap-free for consumers (ADR-0004).
+ * global log gap-free for consumers (ADR-0004). Appending and reading a stream are generic over
+ * the aggregate's event union (ServiceCall's by default); every aggregate shares the one table.
  */
 
 export class ConcurrencyError extends Error {
@@ -40,11 +41,11 @@ const EVENT_COLUMNS = sql.raw(
   'global_position, stream_id, version, message_id, tenant_id, aggregate_type, aggregate_id, type, schema_version, data, correlation_id, causation_id, timestamp, tx::text as tx',
 );
 
-function toStoredEvent(row: EventDbRow): StoredEvent {
+function toStoredEvent<E extends AnyEvent = ServiceCallEvent>(row: EventDbRow): Stored<E> {
   return {
     messageId: row.message_id,
     tenantId: row.tenant_id,
-    aggregateType: 'ServiceCall',
+    aggregateType: row.aggregate_type,
     aggregateId: row.aggregate_id,
     type: row.type,
     version: row.version,
@@ -55,7 +56,7 @@ function toStoredEvent(row: EventDbRow): StoredEvent {
     data: row.data,
     globalPosition: Number(row.global_position),
     tx: row.tx,
-  } as StoredEvent;
+  } as Stored<E>;
 }
 
 /**
@@ -65,12 +66,12 @@ function toStoredEvent(row: EventDbRow): StoredEvent {
  * ConcurrencyError. Callers re-read the stream and decide again; a retried command whose events
  * are already there sees them and stops.
  */
-export async function appendToStream(
+export async function appendToStream<E extends AnyEvent = ServiceCallEvent>(
   db: DbOrTx,
   streamId: string,
   expectedVersion: number,
-  newEvents: readonly NewEvent[],
-): Promise<StoredEvent[]> {
+  newEvents: readonly NoInfer<Unversioned<E>>[],
+): Promise<Stored<E>[]> {
   if (newEvents.length === 0) return [];
   const values = newEvents.map(
     (e, i) => sql`(${streamId}, ${expectedVersion + i + 1}::int, ${e.messageId}::uuid, ${e.tenantId},
@@ -85,18 +86,21 @@ export async function appendToStream(
       where (select coalesce(max(version), 0) from events where stream_id = ${streamId}) = ${expectedVersion}
       returning ${EVENT_COLUMNS}`);
     if (result.rows.length !== newEvents.length) throw new ConcurrencyError(streamId, expectedVersion);
-    return result.rows.map(toStoredEvent).sort((a, b) => a.version - b.version);
+    return result.rows.map((row) => toStoredEvent<E>(row)).sort((a, b) => a.version - b.version);
   } catch (err) {
     if (pgErrorOf(err)?.code === '23505') throw new ConcurrencyError(streamId, expectedVersion);
     throw err;
   }
 }
 
-export async function readStream(db: DbOrTx, streamId: string): Promise<StoredEvent[]> {
+export async function readStream<E extends AnyEvent = ServiceCallEvent>(
+  db: DbOrTx,
+  streamId: string,
+): Promise<Stored<E>[]> {
   const result = await db.execute<EventDbRow>(
     sql`select ${EVENT_COLUMNS} from events where stream_id = ${streamId} order by version`,
   );
-  return result.rows.map(toStoredEvent);
+  return result.rows.map((row) => toStoredEvent<E>(row));
 }
 
 /**
@@ -110,7 +114,7 @@ export async function readFirstEvents(db: DbOrTx, streamIds: readonly string[]):
   const result = await db.execute<EventDbRow>(
     sql`select ${EVENT_COLUMNS} from events where stream_id = any(${ids}::text[]) and version = 1`,
   );
-  return result.rows.map(toStoredEvent);
+  return result.rows.map((row) => toStoredEvent(row));
 }
 
 export interface LogPosition {
@@ -134,7 +138,7 @@ export async function readLogAfter(db: DbOrTx, after: LogPosition, limit: number
       and tx < pg_snapshot_xmin(pg_current_snapshot())
     order by events.tx, events.global_position -- qualified: the bare name would sort the text alias
     limit ${limit}`);
-  return result.rows.map(toStoredEvent);
+  return result.rows.map((row) => toStoredEvent(row));
 }
 
 export const EVENTS_CHANNEL = 'punctual_events';

@@ -101,10 +101,11 @@ export interface ServiceCallCancelledData {
 export const AGGREGATE_TYPE = 'ServiceCall';
 export const SCHEMA_VERSION = 1;
 
-interface Envelope<TType extends string, TData> {
+/** The envelope of every event of every aggregate (ADR-0003); the store is generic over it. */
+export interface EventEnvelope<TAggregate extends string, TType extends string, TData> {
   messageId: string;
   tenantId: string;
-  aggregateType: typeof AGGREGATE_TYPE;
+  aggregateType: TAggregate;
   aggregateId: string;
   type: TType;
   version: number;
@@ -114,6 +115,15 @@ interface Envelope<TType extends string, TData> {
   schemaVersion: number;
   data: TData;
 }
+
+type Envelope<TType extends string, TData> = EventEnvelope<typeof AGGREGATE_TYPE, TType, TData>;
+
+/** An event of any aggregate, as the event store sees it. */
+export type AnyEvent = EventEnvelope<string, string, unknown>;
+/** An event before the store gives it a version (distributes over a union of events). */
+export type Unversioned<E extends AnyEvent> = E extends unknown ? Omit<E, 'version'> : never;
+/** An event as read back from the store, with its place in the global log. */
+export type Stored<E extends AnyEvent> = E & { globalPosition: number; tx: string };
 
 export type ServiceCallSubmitted = Envelope<'ServiceCallSubmitted', ServiceCallSubmittedData>;
 export type DueTimeReached = Envelope<'DueTimeReached', DueTimeReachedData>;
@@ -133,9 +143,7 @@ export type ServiceCallEvent =
 export type ServiceCallEventType = ServiceCallEvent['type'];
 
 /** An event before the store gives it a version; the stream decides that. */
-export type NewEvent = {
-  [E in ServiceCallEvent as E['type']]: Omit<E, 'version'>;
-}[ServiceCallEventType];
+export type NewEvent = Unversioned<ServiceCallEvent>;
 
-/** An event as read back from the store, with its place in the global log. */
-export type StoredEvent = ServiceCallEvent & { globalPosition: number; tx: string };
+/** A ServiceCall event as read back from the store. */
+export type StoredEvent = Stored<ServiceCallEvent>;

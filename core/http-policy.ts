@@ -19,18 +19,31 @@ export const RETRY_BOUNDS = {
 export const TIMEOUT_BOUNDS = { min: 100, max: 60_000 } as const;
 
 /** The longest a Retry-After answer can hold a call back. */
-export const RETRY_AFTER_MAX_MS = 15 * 60 * 1000;
+const RETRY_AFTER_MAX_MS = 15 * 60 * 1000;
 
 export function isSuccessStatus(statusCode: number | null): boolean {
   return statusCode !== null && statusCode >= 200 && statusCode < 300;
 }
 
+/** Why an attempt got no answer, carried as a value beside its message (never parsed out of it). */
+export const ATTEMPT_FAILURE = {
+  /** No complete answer within the call's timeout. */
+  Timeout: 'timeout',
+  /** The connection failed or broke (DNS, refused, reset, TLS). */
+  Network: 'network',
+  /** The egress guard refused the destination when dialling it. */
+  EgressRefused: 'egress-refused',
+  /** The attempt could not complete at all (its workers kept dying). */
+  Lost: 'lost',
+} as const;
+export type AttemptFailureKind = (typeof ATTEMPT_FAILURE)[keyof typeof ATTEMPT_FAILURE];
+
 /**
  * Network errors, timeouts, 408, 429 and 5xx are worth another attempt; any other answer is the
  * target's final word, and a refused destination stays refused.
  */
-export function isRetryable(statusCode: number | null, error: string | null): boolean {
-  if (statusCode === null) return error === null || !error.startsWith('egress refused');
+export function isRetryable(statusCode: number | null, failure: AttemptFailureKind | null): boolean {
+  if (statusCode === null) return failure !== ATTEMPT_FAILURE.EgressRefused;
   return statusCode === 408 || statusCode === 429 || statusCode >= 500;
 }
 

@@ -8,7 +8,7 @@
 export const REDACTED = '[REDACTED]';
 
 /** Header names containing any of these (case-insensitive) are secret. */
-export const DEFAULT_SENSITIVE_FRAGMENTS = [
+const DEFAULT_SENSITIVE_FRAGMENTS = [
   'authorization',
   'cookie',
   'api-key',

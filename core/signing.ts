@@ -10,7 +10,7 @@ import type { DbOrTx } from './db';
  * per active secret. The key is the base64 part of the `whsec_` secret.
  */
 
-export const SECRET_PREFIX = 'whsec_';
+const SECRET_PREFIX = 'whsec_';
 
 /**
  * At most this many secrets sign at once: each adds a signature to every request, and a tenant
@@ -18,7 +18,7 @@ export const SECRET_PREFIX = 'whsec_';
  */
 export const MAX_ACTIVE_SECRETS = 5;
 
-export function generateSigningSecret(): string {
+function generateSigningSecret(): string {
   return `${SECRET_PREFIX}${randomBytes(32).toString('base64')}`;
 }
 

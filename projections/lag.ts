@@ -1,10 +1,10 @@
 import { sql } from 'drizzle-orm';
 import type { DbOrTx } from '../core/db';
-import { consumerLagEvents, consumerLagSeconds, outboxBacklog } from '../core/metrics';
+import { consumerLagEvents, consumerLagSeconds } from '../core/metrics';
 import { readCheckpoint } from './relay';
-import { STARTER_NAME } from './workflow-starter';
+import type { ConsumerDefinition } from './consumers';
 
-export interface ConsumerLag {
+interface ConsumerLag {
   consumer: string;
   events: number;
   /** Age of the oldest unhandled event; 0 when caught up. */
@@ -29,17 +29,21 @@ export async function measureConsumerLag(db: DbOrTx, consumers: readonly string[
 }
 
 /** Refreshes the lag gauges every `intervalMs`; returns a stop function. */
-export function watchConsumerLag(db: DbOrTx, consumers: readonly string[], intervalMs = 2_000): () => void {
+export function watchConsumerLag(db: DbOrTx, consumers: readonly ConsumerDefinition[], intervalMs = 2_000): () => void {
+  const byName = new Map(consumers.map((c) => [c.name, c]));
   let running = false;
   const tick = () => {
     if (running) return;
     running = true;
-    measureConsumerLag(db, consumers)
+    measureConsumerLag(
+      db,
+      consumers.map((c) => c.name),
+    )
       .then((lags) => {
         for (const lag of lags) {
           consumerLagEvents.set({ consumer: lag.consumer }, lag.events);
           consumerLagSeconds.set({ consumer: lag.consumer }, lag.seconds);
-          if (lag.consumer === STARTER_NAME) outboxBacklog.set(lag.events);
+          byName.get(lag.consumer)?.lagGauge?.set(lag.events);
         }
       })
       .catch(() => undefined)

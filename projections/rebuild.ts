@@ -8,7 +8,7 @@ import { pgErrorOf } from '../core/db';
 import { LOG_START, readLogAfter, type LogPosition } from '../core/event-store';
 import type { StoredEvent } from '../core/events';
 import { consumerLockName, saveCheckpoint } from './relay';
-import { applyEvents, PROJECTION_NAME } from './service-calls';
+import { CONSUMERS } from './consumers';
 
 /**
  * Rebuilds a read model from the event store while the service runs (ADR-0007), with no downtime
@@ -30,9 +30,9 @@ import { applyEvents, PROJECTION_NAME } from './service-calls';
  * log reader (they stop below the oldest running transaction).
  */
 
-export const REBUILD_SCHEMA = 'punctual_rebuild';
+const REBUILD_SCHEMA = 'punctual_rebuild';
 
-export interface RebuildableProjection {
+interface RebuildableProjection {
   /** Consumer name: its checkpoint row and the advisory lock its batches run under. */
   name: string;
   /** The read-model table, as the apply function writes it (unqualified). */
@@ -40,11 +40,12 @@ export interface RebuildableProjection {
   apply(tx: DbOrTx, batch: readonly StoredEvent[]): Promise<unknown>;
 }
 
-export const REBUILDABLE_PROJECTIONS: readonly RebuildableProjection[] = [
-  { name: PROJECTION_NAME, table: schema.serviceCalls, apply: applyEvents },
-];
+/** The consumers of the registry (projections/consumers.ts) that own a read model. */
+export const REBUILDABLE_PROJECTIONS: readonly RebuildableProjection[] = CONSUMERS.flatMap((c) =>
+  c.rebuild === undefined ? [] : [{ name: c.name, ...c.rebuild }],
+);
 
-export interface RebuildProgress {
+interface RebuildProgress {
   projection: string;
   phase: 'build' | 'swap';
   /** Events applied to the shadow so far. */
@@ -52,7 +53,7 @@ export interface RebuildProgress {
   position: LogPosition;
 }
 
-export interface RebuildOptions {
+interface RebuildOptions {
   /** Events per build batch (one short transaction each). Default 2000. */
   batchSize?: number;
   /** How long the swap waits for a lock before it gives way to readers and tries again. */
@@ -63,7 +64,7 @@ export interface RebuildOptions {
   onProgress?: (progress: RebuildProgress) => Promise<void> | void;
 }
 
-export interface RebuildResult {
+interface RebuildResult {
   projection: string;
   /** Events applied to the new table. */
   events: number;

@@ -21,7 +21,7 @@ import { startCallWorkflow, STARTER_NAME, type StartTarget } from './workflow-st
 export const RECONCILER_NAME = 'reconciler';
 
 /** What the reconciler found for one unfinished call (the `result` label of its metric). */
-export type CallCheck =
+type CallCheck =
   /** Its workflow is running. */
   | 'live'
   /** Its workflow was missing or closed (terminated, failed, timed out), and was started again. */
@@ -41,7 +41,7 @@ export interface PassReport {
   locked: boolean;
 }
 
-export interface ReconcilerOptions {
+interface ReconcilerOptions {
   db: Db;
   start: StartTarget;
   log: Logger;

@@ -20,7 +20,7 @@ export interface LogConsumer {
   handle(batch: StoredEvent[], tx: DbOrTx): Promise<void>;
 }
 
-export interface RelayOptions {
+interface RelayOptions {
   db: Db;
   databaseUrl: string;
   log: Logger;
@@ -36,7 +36,7 @@ export interface RelayOptions {
  * one started wait for the rest of it and take what arrived meanwhile as one batch. Events that
  * come further apart than this are not delayed at all.
  */
-export const RELAY_COALESCE_MS = 20;
+const RELAY_COALESCE_MS = 20;
 
 export async function readCheckpoint(db: DbOrTx, name: string): Promise<LogPosition> {
   const [row] = await db

