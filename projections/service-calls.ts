@@ -70,6 +70,7 @@ function rowToState(row: ServiceCallRow): ServiceCallState {
     updatedAt: row.updatedAt.toISOString(),
     attempts: row.attempts as AttemptRecord[],
     result: row.result as CallResult | null,
+    replayOf: row.replayOf,
     version: row.version,
   };
 }
@@ -91,6 +92,7 @@ function stateToRow(state: ServiceCallState): typeof serviceCalls.$inferInsert {
     updatedAt: new Date(state.updatedAt),
     attempts: state.attempts,
     result: state.result,
+    replayOf: state.replayOf,
     version: state.version,
   };
 }
