@@ -15,6 +15,7 @@ import { authPlugin } from './auth';
 import { inputGuard } from './input-guard';
 import { openApiPlugin } from './openapi';
 import { errorHandler, problem, sendProblem } from './problem';
+import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
 import { signingSecretRoutes } from './routes/signing-secrets';
@@ -132,6 +133,7 @@ export async function app(fastify: FastifyInstance, deps: AppDeps): Promise<void
   await fastify.register(serviceCallRoutes, deps);
   await fastify.register(signingSecretRoutes, deps);
   await fastify.register(serviceCallListRoutes, deps);
+  await fastify.register(lifecycleRoutes, deps);
 }
 
 /**

@@ -195,6 +195,10 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
   },
   getServiceCall: { responses: { '200': detailExample } },
   cancelServiceCall: { responses: { '202': scheduledExample } },
+  rescheduleServiceCall: {
+    request: { dueAt: '2030-01-01T09:00:00+01:00' },
+    responses: { '200': { ...scheduledExample, status: 'Scheduled', dueAt: '2030-01-01T08:00:00.000Z' } },
+  },
   listServiceCalls: {
     responses: {
       '200': {

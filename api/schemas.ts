@@ -266,6 +266,32 @@ export const cancelRouteSchema = {
   response: { 202: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
 } as const;
 
+const dueAtProperty = {
+  type: 'string',
+  description: 'ISO-8601 date-time with an offset, at most 366 days ahead; a past instant means now.',
+} as const;
+
+export const rescheduleRouteSchema = {
+  operationId: 'rescheduleServiceCall',
+  tags: ['service calls'],
+  description:
+    'Moves a call that is still `Scheduled` to a new `dueAt`, earlier or later: it then runs at the new time and ' +
+    'never at the old one. Once `Running`, finished or cancelled → 409. Records `ServiceCallRescheduled`.',
+  summary: 'Reschedule a scheduled service call',
+  params: idParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['dueAt'],
+    properties: { dueAt: dueAtProperty },
+  },
+  response: { 200: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
+} as const;
+
+export interface RescheduleBody {
+  dueAt: string;
+}
+
 /** A call as the list shows it: the detail without `attempts`. */
 export const serviceCallSummarySchema = {
   $id: 'ServiceCallSummary',

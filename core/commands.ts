@@ -254,14 +254,11 @@ export async function handleCommand(
       if (state === undefined) throw new NotFoundError(`service call ${serviceCallId} not found`);
       return { state, history, appended: [] };
     }
-    const events = bodies.map(
-      (body) =>
-        ({
-          ...nextEventEnvelope(state, history, envelope.messageIdFor?.(body) ?? randomUUID(), now),
-          ...(envelope.correlationId === undefined ? {} : { correlationId: envelope.correlationId }),
-          ...body,
-        }) as NewEvent,
-    );
+    const events = bodies.map((body) => ({
+      ...nextEventEnvelope(state, history, envelope.messageIdFor?.(body) ?? randomUUID(), now),
+      ...(envelope.correlationId === undefined ? {} : { correlationId: envelope.correlationId }),
+      ...body,
+    }));
     try {
       const stored = await appendToStream(deps.db, streamId, state.version, events);
       deps.notifier.poke();

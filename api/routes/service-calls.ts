@@ -65,7 +65,7 @@ function validateHeaders(headers: Record<string, string>): Record<string, string
   return headers;
 }
 
-function validateDueAt(raw: string | undefined, now: number): string | undefined {
+export function validateDueAt(raw: string | undefined, now: number): string | undefined {
   if (raw === undefined) return undefined;
   const at = Date.parse(raw);
   if (!OFFSET_DATE_TIME.test(raw) || Number.isNaN(at)) {

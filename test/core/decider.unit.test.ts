@@ -34,7 +34,7 @@ function event(version: number, body: EventBody): ServiceCallEvent {
     causationId: null,
     schemaVersion: SCHEMA_VERSION,
     ...body,
-  } as ServiceCallEvent;
+  };
 }
 
 const record = (attempt: number, statusCode: number) => ({
