@@ -146,6 +146,12 @@ const submitResponse = {
   },
 } as const;
 
+const replayResponse = {
+  type: 'object',
+  required: [...submitResponse.required, 'replayOf'],
+  properties: { ...submitResponse.properties, replayOf: { type: 'string', format: 'uuid' } },
+} as const;
+
 const nullableInt = { type: ['integer', 'null'] } as const;
 const nullableString = { type: ['string', 'null'] } as const;
 
@@ -178,6 +184,16 @@ export const serviceCallViewSchema = {
     },
     timeoutMs: { type: 'integer' },
     nextAttemptAt: { type: ['string', 'null'], format: 'date-time', description: 'While a retry is pending.' },
+    replayOf: {
+      type: ['string', 'null'],
+      format: 'uuid',
+      description: 'The finished call this one replays (POST …/replay); null for a call submitted directly.',
+    },
+    replays: {
+      type: 'array',
+      items: { type: 'string', format: 'uuid' },
+      description: 'Detail only: the calls that replay this one, oldest first.',
+    },
     links: {
       type: 'object',
       description: "Where to look further: the call's workflow in the Temporal Web UI (when its address is known).",
@@ -288,6 +304,32 @@ export const rescheduleRouteSchema = {
   response: { 200: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
 } as const;
 
+export const replayRouteSchema = {
+  operationId: 'replayServiceCall',
+  tags: ['service calls'],
+  description:
+    'Runs a finished call (`Succeeded`, `Failed` or `Cancelled`) again as a new call with the same request ' +
+    '(secret headers and body included), retry policy, timeout and tags, and `replayOf` set to the original. ' +
+    'Without `dueAt` the new call is due now. The original is not changed; its detail lists its `replays`. ' +
+    'While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
+    'and body again → 200 with the same new call; the same key with another body → 422.',
+  summary: 'Replay a finished service call',
+  params: idParams,
+  body: { type: 'object', additionalProperties: false, properties: { dueAt: dueAtProperty } },
+  response: {
+    202: replayResponse,
+    200: replayResponse,
+    404: problemRef,
+    409: problemRef,
+    422: problemRef,
+    ...authErrors,
+  },
+} as const;
+
+export interface ReplayBody {
+  dueAt?: string;
+}
+
 export interface RescheduleBody {
   dueAt: string;
 }
@@ -345,6 +387,12 @@ export const listQuerySchema = {
     createdBefore: instantParam('Created before this instant.', '2030-01-02T00:00:00Z'),
     dueAfter: instantParam('Due at or after this instant.', '2030-01-01T00:00:00Z'),
     dueBefore: instantParam('Due before this instant.', '2030-01-01T12:00:00+02:00'),
+    replayOf: {
+      type: 'string',
+      format: 'uuid',
+      description: 'Only the replays of this call.',
+      examples: ['3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10'],
+    },
     limit: {
       type: 'integer',
       minimum: 1,

@@ -341,3 +341,103 @@ export async function rescheduleServiceCall(
   );
   return state;
 }
+
+export interface ReplayRequest {
+  tenantId: string;
+  /** The finished call to run again. */
+  originalId: string;
+  idempotencyKey: string | undefined;
+  /** As requested; absent or past means now. */
+  dueAt: string | undefined;
+  correlationId: string;
+}
+
+export interface ReplayResult extends SubmitResult {
+  replayOf: string;
+}
+
+/**
+ * Replays a finished call as a new one (ADR-0012): decided on the original's state, appended as
+ * the new call's ServiceCallSubmitted with `replayOf`. The secrets are opened and sealed again for
+ * the new stream (a sealed value is bound to its stream), so the target gets them intact. With an
+ * Idempotency-Key the row and the event commit together, as on submit.
+ */
+export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise<ReplayResult> {
+  const now = (deps.now ?? (() => new Date()))();
+  const originalStream = streamIdFor(cmd.tenantId, cmd.originalId);
+  const history = await readStream(deps.db, originalStream);
+  const original = fold(history);
+  const first = history[0];
+  if (original === undefined || first?.type !== 'ServiceCallSubmitted') {
+    throw new NotFoundError(`service call ${cmd.originalId} not found`);
+  }
+  const id = serviceCallIdFor(cmd.tenantId, cmd.idempotencyKey);
+  const streamId = streamIdFor(cmd.tenantId, id);
+  const sealed = first.data.secrets;
+  const secrets =
+    sealed === null ? null : deps.keyring.seal(deps.keyring.open<RequestSecrets>(sealed, originalStream), streamId);
+  const [body] = decide(
+    {
+      type: 'Replay',
+      now,
+      dueAt: cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt),
+      secrets,
+      idempotencyKey: cmd.idempotencyKey ?? null,
+    },
+    original,
+  );
+  if (body?.type !== 'ServiceCallSubmitted') throw new Error('a replay decides ServiceCallSubmitted');
+  const event: Omit<ServiceCallSubmitted, 'version'> = {
+    messageId: randomUUID(),
+    tenantId: cmd.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: id,
+    timestamp: now.toISOString(),
+    correlationId: cmd.correlationId,
+    // The new call's history starts from the original's last event.
+    causationId: history[history.length - 1]?.messageId ?? null,
+    schemaVersion: SCHEMA_VERSION,
+    ...body,
+  };
+  const resultOf = (stored: StoredEvent, replayed: boolean): ReplayResult => ({
+    ...submitResultOf(stored, replayed),
+    replayOf: stored.type === 'ServiceCallSubmitted' ? (stored.data.replayOf ?? cmd.originalId) : cmd.originalId,
+  });
+  const append = async (db: DbOrTx): Promise<ReplayResult> => {
+    const [stored] = await appendToStream(db, streamId, 0, [event]);
+    if (stored === undefined) throw new Error('append returned no event');
+    return resultOf(stored, false);
+  };
+  const key = cmd.idempotencyKey;
+  const result =
+    key === undefined
+      ? await append(deps.db)
+      : await deps.db.transaction(async (tx) => {
+          const fingerprint = deps.keyring.mac(
+            canonicalJson({
+              replayOf: cmd.originalId,
+              dueAt: cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime(),
+            }),
+          );
+          const inserted = await tx
+            .insert(idempotencyKeys)
+            .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })
+            .onConflictDoNothing()
+            .returning({ id: idempotencyKeys.serviceCallId });
+          if (inserted.length > 0) return append(tx);
+          const [existing] = await tx
+            .select()
+            .from(idempotencyKeys)
+            .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, key)));
+          if (existing === undefined) throw new Error('idempotency row vanished during replay');
+          if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
+          const [stored] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
+          if (stored === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
+          return resultOf(stored, true);
+        });
+  if (!result.replayed) {
+    deps.notifier.poke();
+    recordAppended(deps, [event]);
+  }
+  return result;
+}

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { rescheduleServiceCall } from '../../core/commands';
+import { replayServiceCall, rescheduleServiceCall } from '../../core/commands';
 import { toView } from '../../projections/service-calls';
 import type { AppDeps } from '../app';
-import { rescheduleRouteSchema, type RescheduleBody } from '../schemas';
-import { validateDueAt } from './service-calls';
+import { replayRouteSchema, rescheduleRouteSchema, type ReplayBody, type RescheduleBody } from '../schemas';
+import { idempotencyKeyOf, validateDueAt } from './service-calls';
 
 /**
  * Commands on a call after its submit (issue 13): reschedule, replay, and both in bulk. Each is
@@ -29,6 +29,36 @@ export async function lifecycleRoutes(fastify: FastifyInstance, deps: AppDeps): 
         'service call rescheduled',
       );
       return toView(state);
+    },
+  );
+
+  fastify.post<{ Params: { id: string }; Body: ReplayBody | undefined }>(
+    '/v1/service-calls/:id/replay',
+    {
+      schema: replayRouteSchema,
+      // The body is optional: none means `{}` (due now).
+      preValidation: (request, _reply, done) => {
+        request.body ??= {};
+        done();
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const result = await replayServiceCall(deps, {
+        tenantId: request.tenantId,
+        originalId: request.params.id,
+        idempotencyKey: idempotencyKeyOf(request.headers['idempotency-key']),
+        dueAt: validateDueAt(body.dueAt, Date.now()),
+        correlationId: request.correlationId,
+      });
+      request.log.info(
+        { tenantId: request.tenantId, serviceCallId: result.id, replayOf: result.replayOf, replayed: result.replayed },
+        'service call replayed',
+      );
+      const { replayed, ...answer } = result;
+      void reply.header('location', `/v1/service-calls/${result.id}`);
+      if (replayed) return reply.code(200).header('idempotent-replayed', 'true').send(answer);
+      return reply.code(202).send(answer);
     },
   );
 }
