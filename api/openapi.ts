@@ -186,6 +186,8 @@ const OPERATION_PROBLEMS: Record<string, Record<string, Json>> = {
 
 /** Operations that take an Idempotency-Key header, and what it does for each. */
 const IDEMPOTENT_OPERATIONS: Record<string, string> = {
+  bulkReplayServiceCalls:
+    'Each replay this request makes is keyed by this key and its original: the same request again replays nothing twice. Without it, a digest of the body stands in.',
   submitServiceCall:
     'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
   replayServiceCall:
@@ -203,6 +205,14 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
   },
   getServiceCall: { responses: { '200': detailExample } },
   cancelServiceCall: { responses: { '202': scheduledExample } },
+  bulkCancelServiceCalls: {
+    request: { filter: { tag: 'billing', status: 'Scheduled' }, limit: 500 },
+    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
+  },
+  bulkReplayServiceCalls: {
+    request: { filter: { status: ['Failed'], createdAfter: '2030-01-01T00:00:00Z' } },
+    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
+  },
   replayServiceCall: {
     request: { dueAt: '2030-01-01T09:00:00+01:00' },
     responses: {

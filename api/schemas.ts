@@ -330,16 +330,88 @@ export interface ReplayBody {
   dueAt?: string;
 }
 
+const oneOrMany = (item: Record<string, unknown>, description: string) =>
+  ({ anyOf: [item, { type: 'array', items: item, minItems: 1 }], description }) as const;
+
+const bulkBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['filter'],
+  properties: {
+    filter: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'The list\'s filters, as JSON. At least one must be given: an empty filter is refused (400), so "every call" is always said.',
+      properties: {
+        status: oneOrMany({ type: 'string', enum: STATUSES }, 'Any of these statuses.'),
+        tag: oneOrMany({ type: 'string', minLength: 1, maxLength: 64 }, 'Every one of these tags.'),
+        createdAfter: { type: 'string', format: 'date-time' },
+        createdBefore: { type: 'string', format: 'date-time' },
+        dueAfter: { type: 'string', format: 'date-time' },
+        dueBefore: { type: 'string', format: 'date-time' },
+        replayOf: { type: 'string', format: 'uuid' },
+      },
+    },
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000,
+      default: 10_000,
+      description: 'At most this many matching calls, newest first.',
+    },
+  },
+} as const;
+
+const bulkResponse = {
+  type: 'object',
+  required: ['matched', 'affected', 'ids'],
+  properties: {
+    matched: { type: 'integer', description: 'Calls the filter matched (up to the limit), in any status.' },
+    affected: { type: 'integer', description: 'Calls this request changed.' },
+    ids: { type: 'array', items: { type: 'string', format: 'uuid' } },
+  },
+} as const;
+
+export const bulkCancelRouteSchema = {
+  operationId: 'bulkCancelServiceCalls',
+  tags: ['service calls'],
+  description:
+    "Cancels every matching call of the caller's tenant that is still `Scheduled`; the others are counted in " +
+    '`matched` only. A call that became due meanwhile is skipped, never half-cancelled. `ids`: the calls cancelled.',
+  summary: 'Cancel the scheduled calls a filter matches',
+  body: bulkBodySchema,
+  response: { 200: bulkResponse, ...authErrors },
+} as const;
+
+export const bulkReplayRouteSchema = {
+  operationId: 'bulkReplayServiceCalls',
+  tags: ['service calls'],
+  description:
+    "Replays every matching finished call of the caller's tenant (`Succeeded`, `Failed`, `Cancelled`), as " +
+    "`POST …/{id}/replay` would. Each replay's idempotency key is derived from this request's `Idempotency-Key` " +
+    "(or, without one, from a digest of the body) and the original's id: the same bulk request again replays nothing " +
+    'twice (`affected: 0` for those). `ids`: the new calls.',
+  summary: 'Replay the finished calls a filter matches',
+  body: bulkBodySchema,
+  response: { 200: bulkResponse, ...authErrors },
+} as const;
+
+export interface BulkBody {
+  filter: Record<string, unknown>;
+  limit?: number;
+}
+
 export interface RescheduleBody {
   dueAt: string;
 }
 
-/** A call as the list shows it: the detail without `attempts`. */
+/** A call as the list shows it: the detail without `attempts` and `replays`. */
 export const serviceCallSummarySchema = {
   $id: 'ServiceCallSummary',
   type: 'object',
   required: serviceCallViewSchema.required.filter((name) => name !== 'attempts'),
-  properties: (({ attempts: _attempts, ...rest }) => rest)(serviceCallViewSchema.properties),
+  properties: (({ attempts: _attempts, replays: _replays, ...rest }) => rest)(serviceCallViewSchema.properties),
 } as const;
 
 export const serviceCallPageSchema = {

@@ -74,7 +74,7 @@ const FINISHED_OUTCOME: Partial<Record<NewEvent['type'], 'Succeeded' | 'Failed' 
  * Counts and logs events once they are appended: the one place outcome metrics are counted, so a
  * decision that is retried or repeated (and appends nothing) never counts twice.
  */
-function recordAppended(deps: Deps, events: readonly NewEvent[]): void {
+export function recordAppended(deps: Deps, events: readonly NewEvent[]): void {
   for (const e of events) {
     eventsAppended.inc({ type: e.type });
     const outcome = FINISHED_OUTCOME[e.type];
@@ -342,6 +342,13 @@ export async function rescheduleServiceCall(
   return state;
 }
 
+/** Same replay ⇔ same fingerprint: the original and the instant asked for (keyed, as on submit). */
+export function replayFingerprint(deps: Pick<Deps, 'keyring'>, originalId: string, dueAt: string | undefined): string {
+  return deps.keyring.mac(
+    canonicalJson({ replayOf: originalId, dueAt: dueAt === undefined ? null : new Date(dueAt).getTime() }),
+  );
+}
+
 export interface ReplayRequest {
   tenantId: string;
   /** The finished call to run again. */
@@ -413,12 +420,7 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
     key === undefined
       ? await append(deps.db)
       : await deps.db.transaction(async (tx) => {
-          const fingerprint = deps.keyring.mac(
-            canonicalJson({
-              replayOf: cmd.originalId,
-              dueAt: cmd.dueAt === undefined ? null : new Date(cmd.dueAt).getTime(),
-            }),
-          );
+          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt);
           const inserted = await tx
             .insert(idempotencyKeys)
             .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })
