@@ -1,22 +1,16 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import {
-  handleCommand,
-  nextEventEnvelope,
-  requestFromSubmitted,
-  type CommandOptions,
-  type Decision,
-  type Deps,
-} from '../core/commands';
-import type { AttemptRecord, NewEvent, ServiceCallSubmitted, StoredEvent } from '../core/events';
+import { handleCommand, requestFromSubmitted, type CommandOptions, type Deps } from '../core/commands';
+import { NotDueError, NotFoundError, type Command } from '../core/decider';
+import type { AttemptRecord, ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { isConnectionError, pgErrorOf } from '../core/db';
 import { ConcurrencyError, readStream } from '../core/event-store';
-import { ATTEMPT_FAILURE, isRetryable, isSuccessStatus, retryDelayMs } from '../core/http-policy';
+import { isSuccessStatus } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { fold, type Status } from '../core/service-call';
-import { callsFinished, httpAttemptDuration, timerLateness } from '../core/metrics';
+import { fold, type ServiceCallState, type Status } from '../core/service-call';
+import { httpAttemptDuration, timerLateness } from '../core/metrics';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
 import { FailureType } from '../workflows/failure-types';
 import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome, type OutgoingRequest } from './http';
@@ -34,6 +28,12 @@ export interface ActivityDeps extends Deps {
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
 const MAX_EARLY_WAIT_MS = 20_000;
+
+/** Where a call's schedule stands, for a workflow told that its dueAt changed. */
+export interface ScheduleReport {
+  status: Status;
+  dueAt: string;
+}
 
 /** What an attempt leaves for the workflow: no response data, which stays in Postgres. */
 export interface AttemptReport {
@@ -82,49 +82,63 @@ export function createActivities(deps: ActivityDeps) {
     });
   }
 
+  /** Decides and appends a command of this call; an unknown call is final for the workflow. */
+  async function run(ref: ServiceCallRef, command: Command, messageId: string, stream: CommandOptions = {}) {
+    try {
+      return await handleCommand(
+        deps,
+        ref.tenantId,
+        ref.serviceCallId,
+        command,
+        { messageIdFor: () => messageId },
+        stream,
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError) notFound(ref);
+      throw err;
+    }
+  }
+
   /**
-   * Records DueTimeReached unless a cancel got there first. A timer can fire a hair early, and
-   * the server's clock is not ours: a short wait is done here, a long one is handed back to the
-   * workflow as a durable sleep (status Scheduled with retryInMs).
+   * Records DueTimeReached unless a cancel or a reschedule got there first. The dueAt is the
+   * call's, read from the stream (a reschedule moves it; the workflow's input is only a hint). A
+   * timer can fire a hair early, and the server's clock is not ours: a short wait is done here, a
+   * long one is handed back to the workflow as a durable sleep (status Scheduled with retryInMs).
    */
   async function markDue(
     ref: ServiceCallRef,
-    submitted: ServiceCallSubmitted,
+    state: ServiceCallState,
     stream: CommandOptions,
     onDue: () => void,
-  ): Promise<AttemptReport> {
-    const dueMs = new Date(submitted.data.dueAt).getTime();
+  ): Promise<{ report: AttemptReport; history?: StoredEvent[] }> {
+    if (state.status !== 'Scheduled') return { report: reportOf(state) };
+    const dueMs = new Date(state.dueAt).getTime();
     const early = dueMs - now().getTime();
     if (early > MAX_EARLY_WAIT_MS) {
       deps.log.warn({ ...ref, earlyMs: early }, "timer fired long before dueAt by this worker's clock; sleeping again");
-      return { status: 'Scheduled', retryInMs: early };
+      return { report: { status: 'Scheduled', retryInMs: early } };
     }
     // Every timer with a lead (TIMER_LEAD_MS) waits here; setTimeout can fire a millisecond before
     // the clock reaches dueAt, so the clock decides when the wait is over.
     for (let left = early; left > 0; left = dueMs - now().getTime()) await sleep(left);
     onDue();
-    const status = await handleCommand(
-      deps,
-      ref.tenantId,
-      ref.serviceCallId,
-      (state, history) => {
-        if (state === undefined) notFound(ref);
-        if (state.status !== 'Scheduled') return { events: [], result: state.status };
-        const at = now();
-        const event: NewEvent = {
-          ...nextEventEnvelope(state, history, deterministicMessageId(ref.serviceCallId, 'due'), at),
-          type: 'DueTimeReached',
-          data: { reachedAt: at.toISOString() },
-        };
-        deps.log.info(
-          { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, correlationId: event.correlationId },
-          'due time reached',
-        );
-        return { events: [event], result: 'Running' as const };
-      },
-      stream,
-    );
-    return { status, retryInMs: null };
+    try {
+      const done = await run(
+        ref,
+        { type: 'MarkDue', now: now() },
+        deterministicMessageId(ref.serviceCallId, 'due'),
+        stream,
+      );
+      if (done.appended.length > 0) {
+        deps.log.info({ ...ref, correlationId: done.appended[0]?.correlationId }, 'due time reached');
+      }
+      return { report: { status: done.state.status, retryInMs: null }, history: done.history };
+    } catch (err) {
+      // Rescheduled to later while this attempt waited: sleep again, in the workflow.
+      if (!(err instanceof NotDueError)) throw err;
+      deps.log.info({ ...ref, dueAt: err.dueAt }, 'due time moved; sleeping again');
+      return { report: { status: 'Scheduled', retryInMs: err.earlyMs } };
+    }
   }
 
   /**
@@ -133,59 +147,17 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function recordAttempt(
     ref: ServiceCallRef,
-    attempt: number,
-    outcome: HttpAttemptOutcome,
+    command: Extract<Command, { type: 'RecordAttempt' | 'RecordLostAttempt' }>,
     known?: readonly StoredEvent[],
   ): Promise<AttemptReport> {
-    const record = attemptRecord(attempt, outcome);
+    const attempt = command.type === 'RecordAttempt' ? command.attempt.attempt : command.attempt;
+    const messageId = messageIdForAttempt(ref.serviceCallId, attempt);
     for (let round = 1; ; round++) {
-      // Set by the decision that appends a terminal event, so a replay does not count twice.
-      let finished: 'Succeeded' | 'Failed' | undefined;
       try {
-        const report = await handleCommand(
-          deps,
-          ref.tenantId,
-          ref.serviceCallId,
-          (state, history): Decision<AttemptReport> => {
-            finished = undefined;
-            if (state === undefined) notFound(ref);
-            const messageId = messageIdForAttempt(ref.serviceCallId, attempt);
-            if (history.some((e) => e.messageId === messageId) || state.status !== 'Running') {
-              return { events: [], result: reportOf(state) };
-            }
-            const envelope = nextEventEnvelope(state, history, messageId, now());
-            const succeeded = isSuccessStatus(outcome.statusCode);
-            if (!succeeded && attempt < state.retry.maxAttempts && isRetryable(outcome.statusCode, outcome.failure)) {
-              const delay = retryDelayMs(state.retry, attempt, outcome.statusCode, outcome.retryAfterMs);
-              const retryAt = new Date(new Date(envelope.timestamp).getTime() + delay).toISOString();
-              const event: NewEvent = { ...envelope, type: 'AttemptFailed', data: { attempt: record, retryAt } };
-              return { events: [event], result: { status: 'Running', retryInMs: delay } };
-            }
-            const event: NewEvent = {
-              ...envelope,
-              type: succeeded ? 'ServiceCallSucceeded' : 'ServiceCallFailed',
-              data: {
-                attempt: record,
-                result: {
-                  outcome: succeeded ? 'Succeeded' : 'Failed',
-                  statusCode: record.statusCode,
-                  latencyMs: record.latencyMs,
-                  responseSnippet: record.responseSnippet,
-                  snippetEncoding: record.snippetEncoding,
-                  truncated: record.truncated,
-                  responseHeaders: record.responseHeaders,
-                  error: record.error,
-                },
-              },
-            };
-            finished = succeeded ? 'Succeeded' : 'Failed';
-            return { events: [event], result: { status: finished, retryInMs: null } };
-          },
-          // After a failed round the stream is read afresh.
-          round === 1 ? { known } : {},
-        );
-        if (finished !== undefined) callsFinished.inc({ outcome: finished });
-        return report;
+        // After a failed round the stream is read afresh.
+        const done = await run(ref, command, messageId, round === 1 ? { known } : {});
+        // Freshly decided: the wait is the one decided, from the instant it was decided at.
+        return reportOf(done.state, done.appended.length > 0 ? command.now : now());
       } catch (err) {
         if (err instanceof ApplicationFailure || err instanceof ConcurrencyError) throw err;
         // The request has been sent: failing here would make Temporal send it again. Wait for the
@@ -211,6 +183,7 @@ export function createActivities(deps: ActivityDeps) {
     | { report: AttemptReport }
     | {
         submitted: ServiceCallSubmitted;
+        dueAt: string;
         request: OutgoingRequest;
         history: readonly StoredEvent[];
       }
@@ -219,11 +192,9 @@ export function createActivities(deps: ActivityDeps) {
     let history: readonly StoredEvent[] = await readStream(deps.db, streamId);
     const submitted = history[0];
     if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
-    if (history.some((e) => e.messageId === messageIdForAttempt(ref.serviceCallId, ref.attempt))) {
-      const state = fold(history);
-      if (state === undefined) notFound(ref);
-      return { report: reportOf(state) };
-    }
+    const state = fold(history);
+    if (state === undefined) notFound(ref);
+    if (state.attempts.length >= ref.attempt) return { report: reportOf(state) };
     // Read while DueTimeReached is being appended (after the wait for dueAt, so that a secret
     // revoked meanwhile does not sign).
     let signing: Promise<SigningSecretView[]> | undefined;
@@ -236,9 +207,9 @@ export function createActivities(deps: ActivityDeps) {
     };
     if (ref.attempt === 1) {
       // Decided on the stream just read; the append's version check catches a cancel since.
-      const stream = { known: history, onAppended: (h: StoredEvent[]) => (history = h) };
-      const due = await markDue(ref, submitted, stream, readSigning);
-      if (due.status !== 'Running') return { report: due };
+      const due = await markDue(ref, state, { known: history }, readSigning);
+      if (due.report.status !== 'Running' || due.history === undefined) return { report: due.report };
+      history = due.history;
     }
     const request = requestFromSubmitted(submitted.data, streamId, deps.keyring);
     const { headers, body } = encodeBody(request.headers, request.body);
@@ -255,7 +226,12 @@ export function createActivities(deps: ActivityDeps) {
     };
     // Our headers never replace one the tenant set.
     for (const [name, value] of Object.entries(ours)) if (!hasHeader(headers, name)) headers[name] = value;
-    return { submitted, request: { method: request.method, url: request.url, headers, body }, history };
+    return {
+      submitted,
+      dueAt: state.dueAt,
+      request: { method: request.method, url: request.url, headers, body },
+      history,
+    };
   }
 
   /**
@@ -278,10 +254,10 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
-  function reportOf(state: { status: Status; nextAttemptAt: string | null }): AttemptReport {
+  function reportOf(state: { status: Status; nextAttemptAt: string | null }, at = now()): AttemptReport {
     const retryInMs =
       state.status === 'Running' && state.nextAttemptAt !== null
-        ? Math.max(0, new Date(state.nextAttemptAt).getTime() - now().getTime())
+        ? Math.max(0, new Date(state.nextAttemptAt).getTime() - at.getTime())
         : null;
     return { status: state.status, retryInMs };
   }
@@ -300,7 +276,7 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const prepared = await notSentOnFailure(ref, () => prepareAttempt(ref));
         if ('report' in prepared) return prepared.report;
-        const { submitted, request, history } = prepared;
+        const { submitted, dueAt, request, history } = prepared;
         const log = {
           tenantId: ref.tenantId,
           serviceCallId: ref.serviceCallId,
@@ -331,11 +307,16 @@ export function createActivities(deps: ActivityDeps) {
           (outcome.latencyMs ?? elapsedMs) / 1000,
         );
         if (ref.attempt === 1) {
-          timerLateness.observe(
-            Math.max(0, new Date(outcome.startedAt).getTime() - new Date(submitted.data.dueAt).getTime()) / 1000,
-          );
+          timerLateness.observe(Math.max(0, new Date(outcome.startedAt).getTime() - new Date(dueAt).getTime()) / 1000);
         }
-        return await recordAttempt(ref, ref.attempt, outcome, history);
+        const command = {
+          type: 'RecordAttempt',
+          now: now(),
+          attempt: attemptRecord(ref.attempt, outcome),
+          retryAfterMs: outcome.retryAfterMs,
+          failure: outcome.failure,
+        } as const;
+        return await recordAttempt(ref, command, history);
       } finally {
         clearInterval(beat);
       }
@@ -343,39 +324,23 @@ export function createActivities(deps: ActivityDeps) {
 
     /** The attempt could not complete at all (workers kept dying): record it as a failed attempt. */
     async recordLostAttempt(ref: ServiceCallRef & { attempt: number; reason: string }): Promise<AttemptReport> {
-      const at = now().toISOString();
-      return recordAttempt(ref, ref.attempt, {
-        startedAt: at,
-        finishedAt: at,
-        statusCode: null,
-        latencyMs: null,
-        responseSnippet: null,
-        snippetEncoding: 'utf8',
-        truncated: false,
-        responseHeaders: {},
-        retryAfterMs: null,
-        error: `attempt could not complete: ${ref.reason}`,
-        failure: ATTEMPT_FAILURE.Lost,
-      });
+      return recordAttempt(ref, { type: 'RecordLostAttempt', now: now(), attempt: ref.attempt, reason: ref.reason });
     },
 
     /** A cancel that reached the workflow: recorded only while the call is still Scheduled. */
     async cancelFromWorkflow(ref: ServiceCallRef): Promise<Status> {
-      let appended = false;
-      const status = await handleCommand(deps, ref.tenantId, ref.serviceCallId, (state, history): Decision<Status> => {
-        appended = false;
-        if (state === undefined) notFound(ref);
-        if (state.status !== 'Scheduled') return { events: [], result: state.status };
-        const event: NewEvent = {
-          ...nextEventEnvelope(state, history, deterministicMessageId(ref.serviceCallId, 'cancel'), now()),
-          type: 'ServiceCallCancelled',
-          data: { source: 'workflow' },
-        };
-        appended = true;
-        return { events: [event], result: 'Cancelled' };
-      });
-      if (appended) callsFinished.inc({ outcome: 'Cancelled' });
-      return status;
+      const messageId = deterministicMessageId(ref.serviceCallId, 'cancel');
+      return (await run(ref, { type: 'Cancel', source: 'workflow' }, messageId)).state.status;
+    },
+
+    /**
+     * The call's status and dueAt as the stream holds them: what a workflow nudged by a
+     * reschedule sleeps until (ADR-0012). The nudge carries nothing; this is the truth.
+     */
+    async readSchedule(ref: ServiceCallRef): Promise<ScheduleReport> {
+      const state = fold(await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)));
+      if (state === undefined) notFound(ref);
+      return { status: state.status, dueAt: state.dueAt };
     },
   };
 }

@@ -21,6 +21,7 @@ import { openApiPlugin } from './openapi';
 import { databasePlugin } from './plugins/database';
 import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
+import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
 import { signingSecretRoutes } from './routes/signing-secrets';
@@ -155,6 +156,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
     await scope.register(serviceCallRoutes, deps);
     await scope.register(signingSecretRoutes, deps);
     await scope.register(serviceCallListRoutes, deps);
+    await scope.register(lifecycleRoutes, deps);
   });
 }
 

@@ -17,6 +17,7 @@ const PARAMETERS = [
   'createdBefore',
   'dueAfter',
   'dueBefore',
+  'replayOf',
   'limit',
   'cursor',
 ] as const;
@@ -75,6 +76,12 @@ function instant(name: Parameter, raw: unknown): Date {
   return new Date(at);
 }
 
+function uuidParameter(name: Parameter, raw: unknown): string {
+  const value = single(name, raw);
+  if (!UUID.test(value)) throw new BadRequestError(name, 'must be a service call id (a UUID)');
+  return value.toLowerCase();
+}
+
 function statuses(raw: unknown): Status[] {
   const out = new Set<Status>();
   for (const item of values('status', raw).flatMap((v) => v.split(','))) {
@@ -116,6 +123,8 @@ function filterDigest(filter: FilterPart): string {
     filter.createdBefore?.toISOString() ?? null,
     filter.dueAfter?.toISOString() ?? null,
     filter.dueBefore?.toISOString() ?? null,
+    // Only when given: cursors made before this filter existed stay valid.
+    ...(filter.replayOf === undefined ? [] : [filter.replayOf]),
   ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
 }
@@ -170,6 +179,7 @@ export function parseListQuery(query: unknown): ListFilter {
     ...(raw.createdBefore === undefined ? {} : { createdBefore: instant('createdBefore', raw.createdBefore) }),
     ...(raw.dueAfter === undefined ? {} : { dueAfter: instant('dueAfter', raw.dueAfter) }),
     ...(raw.dueBefore === undefined ? {} : { dueBefore: instant('dueBefore', raw.dueBefore) }),
+    ...(raw.replayOf === undefined ? {} : { replayOf: uuidParameter('replayOf', raw.replayOf) }),
   };
   return {
     ...filter,

@@ -184,6 +184,16 @@ const OPERATION_PROBLEMS: Record<string, Record<string, Json>> = {
   },
 };
 
+/** Operations that take an Idempotency-Key header, and what it does for each. */
+const IDEMPOTENT_OPERATIONS: Record<string, string> = {
+  bulkReplayServiceCalls:
+    'Each replay this request makes is keyed by this key and its original: the same request again replays nothing twice. Without it, a digest of the body stands in.',
+  submitServiceCall:
+    'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
+  replayServiceCall:
+    'Makes the replay safe to retry: the same key and body give the same new call (200 with `Idempotent-Replayed: true`); the same key with another original or body → 422. Shares the tenant’s key space with submits.',
+};
+
 /** Per operation: the request body example and one example per success status. */
 const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, unknown> }> = {
   submitServiceCall: {
@@ -195,6 +205,25 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
   },
   getServiceCall: { responses: { '200': detailExample } },
   cancelServiceCall: { responses: { '202': cancelledExample } },
+  bulkCancelServiceCalls: {
+    request: { filter: { tag: 'billing', status: 'Scheduled' }, limit: 500 },
+    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
+  },
+  bulkReplayServiceCalls: {
+    request: { filter: { status: ['Failed'], createdAfter: '2030-01-01T00:00:00Z' } },
+    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
+  },
+  replayServiceCall: {
+    request: { dueAt: '2030-01-01T09:00:00+01:00' },
+    responses: {
+      '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
+      '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
+    },
+  },
+  rescheduleServiceCall: {
+    request: { dueAt: '2030-01-01T09:00:00+01:00' },
+    responses: { '200': { ...cancelledExample, status: 'Scheduled', dueAt: '2030-01-01T08:00:00.000Z' } },
+  },
   listServiceCalls: {
     responses: {
       '200': {
@@ -368,14 +397,14 @@ function completeOperations(paths: Json): void {
         }
       }
 
-      if (operation.operationId === 'submitServiceCall') {
+      const keyed = IDEMPOTENT_OPERATIONS[String(operation.operationId)];
+      if (keyed !== undefined) {
         const parameters = Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : [];
         parameters.push({
           name: 'Idempotency-Key',
           in: 'header',
           required: false,
-          description:
-            'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
+          description: keyed,
           schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$' },
           example: 'invoice-42-reminder-2030-01-01',
         });

@@ -146,6 +146,12 @@ const submitResponse = {
   },
 } as const;
 
+const replayResponse = {
+  type: 'object',
+  required: [...submitResponse.required, 'replayOf'],
+  properties: { ...submitResponse.properties, replayOf: { type: 'string', format: 'uuid' } },
+} as const;
+
 const nullableInt = { type: ['integer', 'null'] } as const;
 const nullableString = { type: ['string', 'null'] } as const;
 
@@ -178,6 +184,16 @@ export const serviceCallViewSchema = {
     },
     timeoutMs: { type: 'integer' },
     nextAttemptAt: { type: ['string', 'null'], format: 'date-time', description: 'While a retry is pending.' },
+    replayOf: {
+      type: ['string', 'null'],
+      format: 'uuid',
+      description: 'The finished call this one replays (POST …/replay); null for a call submitted directly.',
+    },
+    replays: {
+      type: 'array',
+      items: { type: 'string', format: 'uuid' },
+      description: 'Detail only: the calls that replay this one, oldest first.',
+    },
     links: {
       type: 'object',
       description: "Where to look further: the call's workflow in the Temporal Web UI (when its address is known).",
@@ -266,12 +282,136 @@ export const cancelRouteSchema = {
   response: { 202: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
 } as const;
 
-/** A call as the list shows it: the detail without `attempts`. */
+const dueAtProperty = {
+  type: 'string',
+  description: 'ISO-8601 date-time with an offset, at most 366 days ahead; a past instant means now.',
+} as const;
+
+export const rescheduleRouteSchema = {
+  operationId: 'rescheduleServiceCall',
+  tags: ['service calls'],
+  description:
+    'Moves a call that is still `Scheduled` to a new `dueAt`, earlier or later: it then runs at the new time and ' +
+    'never at the old one. Once `Running`, finished or cancelled → 409. Records `ServiceCallRescheduled`.',
+  summary: 'Reschedule a scheduled service call',
+  params: idParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['dueAt'],
+    properties: { dueAt: dueAtProperty },
+  },
+  response: { 200: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
+} as const;
+
+export const replayRouteSchema = {
+  operationId: 'replayServiceCall',
+  tags: ['service calls'],
+  description:
+    'Runs a finished call (`Succeeded`, `Failed` or `Cancelled`) again as a new call with the same request ' +
+    '(secret headers and body included), retry policy, timeout and tags, and `replayOf` set to the original. ' +
+    'Without `dueAt` the new call is due now. The original is not changed; its detail lists its `replays`. ' +
+    'While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
+    'and body again → 200 with the same new call; the same key with another body → 422.',
+  summary: 'Replay a finished service call',
+  params: idParams,
+  body: { type: 'object', additionalProperties: false, properties: { dueAt: dueAtProperty } },
+  response: {
+    202: replayResponse,
+    200: replayResponse,
+    404: problemRef,
+    409: problemRef,
+    422: problemRef,
+    ...authErrors,
+  },
+} as const;
+
+export interface ReplayBody {
+  dueAt?: string;
+}
+
+const oneOrMany = (item: Record<string, unknown>, description: string) =>
+  ({ anyOf: [item, { type: 'array', items: item, minItems: 1 }], description }) as const;
+
+const bulkBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['filter'],
+  properties: {
+    filter: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'The list\'s filters, as JSON. At least one must be given: an empty filter is refused (400), so "every call" is always said.',
+      properties: {
+        status: oneOrMany({ type: 'string', enum: STATUSES }, 'Any of these statuses.'),
+        tag: oneOrMany({ type: 'string', minLength: 1, maxLength: 64 }, 'Every one of these tags.'),
+        createdAfter: { type: 'string', format: 'date-time' },
+        createdBefore: { type: 'string', format: 'date-time' },
+        dueAfter: { type: 'string', format: 'date-time' },
+        dueBefore: { type: 'string', format: 'date-time' },
+        replayOf: { type: 'string', format: 'uuid' },
+      },
+    },
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000,
+      default: 10_000,
+      description: 'At most this many matching calls, newest first.',
+    },
+  },
+} as const;
+
+const bulkResponse = {
+  type: 'object',
+  required: ['matched', 'affected', 'ids'],
+  properties: {
+    matched: { type: 'integer', description: 'Calls the filter matched (up to the limit), in any status.' },
+    affected: { type: 'integer', description: 'Calls this request changed.' },
+    ids: { type: 'array', items: { type: 'string', format: 'uuid' } },
+  },
+} as const;
+
+export const bulkCancelRouteSchema = {
+  operationId: 'bulkCancelServiceCalls',
+  tags: ['service calls'],
+  description:
+    "Cancels every matching call of the caller's tenant that is still `Scheduled`; the others are counted in " +
+    '`matched` only. A call that became due meanwhile is skipped, never half-cancelled. `ids`: the calls cancelled.',
+  summary: 'Cancel the scheduled calls a filter matches',
+  body: bulkBodySchema,
+  response: { 200: bulkResponse, ...authErrors },
+} as const;
+
+export const bulkReplayRouteSchema = {
+  operationId: 'bulkReplayServiceCalls',
+  tags: ['service calls'],
+  description:
+    "Replays every matching finished call of the caller's tenant (`Succeeded`, `Failed`, `Cancelled`), as " +
+    "`POST …/{id}/replay` would. Each replay's idempotency key is derived from this request's `Idempotency-Key` " +
+    "(or, without one, from a digest of the body) and the original's id: the same bulk request again replays nothing " +
+    'twice (`affected: 0` for those). `ids`: the new calls.',
+  summary: 'Replay the finished calls a filter matches',
+  body: bulkBodySchema,
+  response: { 200: bulkResponse, ...authErrors },
+} as const;
+
+export interface BulkBody {
+  filter: Record<string, unknown>;
+  limit?: number;
+}
+
+export interface RescheduleBody {
+  dueAt: string;
+}
+
+/** A call as the list shows it: the detail without `attempts` and `replays`. */
 export const serviceCallSummarySchema = {
   $id: 'ServiceCallSummary',
   type: 'object',
   required: serviceCallViewSchema.required.filter((name) => name !== 'attempts'),
-  properties: (({ attempts: _attempts, ...rest }) => rest)(serviceCallViewSchema.properties),
+  properties: (({ attempts: _attempts, replays: _replays, ...rest }) => rest)(serviceCallViewSchema.properties),
 } as const;
 
 export const serviceCallPageSchema = {
@@ -319,6 +459,12 @@ const listQuerySchema = {
     createdBefore: instantParam('Created before this instant.', '2030-01-02T00:00:00Z'),
     dueAfter: instantParam('Due at or after this instant.', '2030-01-01T00:00:00Z'),
     dueBefore: instantParam('Due before this instant.', '2030-01-01T12:00:00+02:00'),
+    replayOf: {
+      type: 'string',
+      format: 'uuid',
+      description: 'Only the replays of this call.',
+      examples: ['3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10'],
+    },
     limit: {
       type: 'integer',
       minimum: 1,

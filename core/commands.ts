@@ -6,10 +6,10 @@ import {
   AGGREGATE_TYPE,
   SCHEMA_VERSION,
   type HttpRequestSpec,
+  type EventBody,
   type NewEvent,
   type RequestSecrets,
   type RetryPolicy,
-  type ServiceCallCancelled,
   type ServiceCallSubmitted,
   type StoredEvent,
 } from './events';
@@ -20,6 +20,7 @@ import type { Logger } from './logger';
 import { callsFinished, eventsAppended } from './metrics';
 import type { HeaderRedactor } from './redact';
 import { evolve, fold, type ServiceCallState } from './service-call';
+import { decide, NotFoundError, type Command } from './decider';
 
 /** Command handlers: read the stream, decide, append with the version read (ADR-0002). */
 
@@ -30,19 +31,7 @@ export class IdempotencyKeyReusedError extends Error {
   }
 }
 
-export class NotFoundError extends Error {
-  override name = 'NotFoundError';
-}
-
-export class StateConflictError extends Error {
-  override name = 'StateConflictError';
-  constructor(
-    message: string,
-    readonly state: ServiceCallState,
-  ) {
-    super(message);
-  }
-}
+export { NotFoundError, StateConflictError } from './decider';
 
 export interface SubmitCommand {
   tenantId: string;
@@ -75,9 +64,21 @@ export interface Deps {
   now?: () => Date;
 }
 
-function logAppended(deps: Deps, events: readonly NewEvent[]): void {
+const FINISHED_OUTCOME: Partial<Record<NewEvent['type'], 'Succeeded' | 'Failed' | 'Cancelled'>> = {
+  ServiceCallSucceeded: 'Succeeded',
+  ServiceCallFailed: 'Failed',
+  ServiceCallCancelled: 'Cancelled',
+};
+
+/**
+ * Counts and logs events once they are appended: the one place outcome metrics are counted, so a
+ * decision that is retried or repeated (and appends nothing) never counts twice.
+ */
+export function recordAppended(deps: Deps, events: readonly NewEvent[]): void {
   for (const e of events) {
     eventsAppended.inc({ type: e.type });
+    const outcome = FINISHED_OUTCOME[e.type];
+    if (outcome !== undefined) callsFinished.inc({ outcome });
     deps.log?.info(
       {
         tenantId: e.tenantId,
@@ -148,30 +149,34 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
   const now = (deps.now ?? (() => new Date()))();
   const id = serviceCallIdFor(cmd.tenantId, cmd.idempotencyKey);
   const streamId = streamIdFor(cmd.tenantId, id);
-  const requestedDue = cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt);
-  const dueAt = requestedDue !== undefined && requestedDue > now ? requestedDue : now;
   const { visible, secret } = deps.redactor.split(cmd.request.headers);
   const secrets: RequestSecrets = { headers: secret, body: cmd.request.body };
   const hasSecrets = Object.keys(secret).length > 0 || cmd.request.body !== null;
-  const event: Omit<ServiceCallSubmitted, 'version'> = {
-    messageId: randomUUID(),
-    tenantId: cmd.tenantId,
-    aggregateType: AGGREGATE_TYPE,
-    aggregateId: id,
-    type: 'ServiceCallSubmitted',
-    timestamp: now.toISOString(),
-    correlationId: cmd.correlationId,
-    causationId: null,
-    schemaVersion: SCHEMA_VERSION,
-    data: {
+  const [body] = decide(
+    {
+      type: 'Submit',
+      now,
       request: { method: cmd.request.method, url: cmd.request.url, headers: visible },
       secrets: hasSecrets ? deps.keyring.seal(secrets, streamId) : null,
-      dueAt: dueAt.toISOString(),
+      dueAt: cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt),
       tags: cmd.tags,
       idempotencyKey: cmd.idempotencyKey ?? null,
       retry: cmd.retry,
       timeoutMs: cmd.timeoutMs,
     },
+    undefined,
+  );
+  if (body?.type !== 'ServiceCallSubmitted') throw new Error('a submit decides ServiceCallSubmitted');
+  const event: Omit<ServiceCallSubmitted, 'version'> = {
+    messageId: randomUUID(),
+    tenantId: cmd.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: id,
+    timestamp: now.toISOString(),
+    correlationId: cmd.correlationId,
+    causationId: null,
+    schemaVersion: SCHEMA_VERSION,
+    ...body,
   };
   const append = async (db: DbOrTx): Promise<SubmitResult> => {
     const [stored] = await appendToStream(db, streamId, 0, [event]);
@@ -207,14 +212,9 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
         });
   if (!result.replayed) {
     deps.notifier.poke();
-    logAppended(deps, [event]);
+    recordAppended(deps, [event]);
   }
   return result;
-}
-
-export interface Decision<R> {
-  events: NewEvent[];
-  result: R;
 }
 
 export interface CommandOptions {
@@ -224,33 +224,59 @@ export interface CommandOptions {
    * read afresh. Events are only ever added, so a decision to do nothing stays right.
    */
   known?: readonly StoredEvent[];
-  /** Called after a successful append with the stream as it now is. */
-  onAppended?: (history: StoredEvent[]) => void;
+}
+
+export interface CommandOutcome {
+  /** The call after the command (unchanged when nothing was appended). */
+  state: ServiceCallState;
+  /** The stream after the command. */
+  history: StoredEvent[];
+  /** What this command appended; empty when the decision was to do nothing. */
+  appended: StoredEvent[];
+}
+
+export interface EnvelopeOptions {
+  /** The message id of each decided event: deterministic for activity writes (ADR-0003). */
+  messageIdFor?: (body: EventBody) => string;
+  /** Defaults to the call's own correlation id (that of its submit). */
+  correlationId?: string;
+  now?: Date;
 }
 
 /**
- * Runs `decide` against the current state of a call and appends what it returns, re-reading
- * and deciding again when another writer got there first.
+ * Reads the call's stream, decides `command` on its state (core/decider.ts) and appends what was
+ * decided with the version read, deciding again when another writer got there first (ADR-0002:
+ * the stream version settles every race, e.g. cancel or reschedule against the due time).
  */
-export async function handleCommand<R>(
+export async function handleCommand(
   deps: Deps,
   tenantId: string,
   serviceCallId: string,
-  decide: (state: ServiceCallState | undefined, history: StoredEvent[]) => Decision<R>,
+  command: Command,
+  envelope: EnvelopeOptions = {},
   opts: CommandOptions = {},
-): Promise<R> {
+): Promise<CommandOutcome> {
   const streamId = streamIdFor(tenantId, serviceCallId);
+  const now = envelope.now ?? (deps.now ?? (() => new Date()))();
   for (let round = 1; ; round++) {
     const history = round === 1 && opts.known !== undefined ? [...opts.known] : await readStream(deps.db, streamId);
     const state = fold(history);
-    const { events, result } = decide(state, history);
-    if (events.length === 0) return result;
+    const bodies = decide(command, state);
+    if (state === undefined || bodies.length === 0) {
+      if (state === undefined) throw new NotFoundError(`service call ${serviceCallId} not found`);
+      return { state, history, appended: [] };
+    }
+    const events = bodies.map((body) => ({
+      ...nextEventEnvelope(state, history, envelope.messageIdFor?.(body) ?? randomUUID(), now),
+      ...(envelope.correlationId === undefined ? {} : { correlationId: envelope.correlationId }),
+      ...body,
+    }));
     try {
-      const stored = await appendToStream(deps.db, streamId, state?.version ?? 0, events);
+      const stored = await appendToStream(deps.db, streamId, state.version, events);
       deps.notifier.poke();
-      logAppended(deps, events);
-      opts.onAppended?.([...history, ...stored]);
-      return result;
+      recordAppended(deps, events);
+      const after = [...history, ...stored];
+      return { state: stored.reduce(evolve, state), history: after, appended: stored };
     } catch (err) {
       if (!(err instanceof ConcurrencyError) || round >= 10) throw err;
     }
@@ -295,24 +321,137 @@ export async function cancelServiceCall(
   serviceCallId: string,
   correlationId: string,
 ): Promise<ServiceCallState> {
+  const { state } = await handleCommand(
+    deps,
+    tenantId,
+    serviceCallId,
+    { type: 'Cancel', source: 'api' },
+    { correlationId },
+  );
+  return state;
+}
+
+/**
+ * The API's reschedule: only a Scheduled call moves. The relay then nudges its workflow, which
+ * reads the new dueAt from the stream (ADR-0012); a race with the due time is settled by the
+ * stream version, so exactly one of them is recorded.
+ */
+export async function rescheduleServiceCall(
+  deps: Deps,
+  tenantId: string,
+  serviceCallId: string,
+  dueAt: string,
+  correlationId: string,
+): Promise<ServiceCallState> {
   const now = (deps.now ?? (() => new Date()))();
-  let appended = false;
-  const cancelled = await handleCommand(deps, tenantId, serviceCallId, (state, history) => {
-    appended = false;
-    if (state === undefined) throw new NotFoundError(`service call ${serviceCallId} not found`);
-    if (state.status === 'Cancelled') return { events: [], result: state };
-    if (state.status !== 'Scheduled') {
-      throw new StateConflictError(`service call is ${state.status}; only a Scheduled call can be cancelled`, state);
-    }
-    const event: Omit<ServiceCallCancelled, 'version'> = {
-      ...nextEventEnvelope(state, history, randomUUID(), now),
-      correlationId,
-      type: 'ServiceCallCancelled',
-      data: { source: 'api' },
-    };
-    appended = true;
-    return { events: [event], result: evolve(state, { ...event, version: state.version + 1 }) };
+  const { state } = await handleCommand(
+    deps,
+    tenantId,
+    serviceCallId,
+    { type: 'Reschedule', now, dueAt: new Date(dueAt) },
+    { correlationId, now },
+  );
+  return state;
+}
+
+/** Same replay ⇔ same fingerprint: the original and the instant asked for (keyed, as on submit). */
+export function replayFingerprint(deps: Pick<Deps, 'keyring'>, originalId: string, dueAt: string | undefined): string {
+  return deps.keyring.mac(
+    canonicalJson({ replayOf: originalId, dueAt: dueAt === undefined ? null : new Date(dueAt).getTime() }),
+  );
+}
+
+export interface ReplayRequest {
+  tenantId: string;
+  /** The finished call to run again. */
+  originalId: string;
+  idempotencyKey: string | undefined;
+  /** As requested; absent or past means now. */
+  dueAt: string | undefined;
+  correlationId: string;
+}
+
+export interface ReplayResult extends SubmitResult {
+  replayOf: string;
+}
+
+/**
+ * Replays a finished call as a new one (ADR-0012): decided on the original's state, appended as
+ * the new call's ServiceCallSubmitted with `replayOf`. The secrets are opened and sealed again for
+ * the new stream (a sealed value is bound to its stream), so the target gets them intact. With an
+ * Idempotency-Key the row and the event commit together, as on submit.
+ */
+export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise<ReplayResult> {
+  const now = (deps.now ?? (() => new Date()))();
+  const originalStream = streamIdFor(cmd.tenantId, cmd.originalId);
+  const history = await readStream(deps.db, originalStream);
+  const original = fold(history);
+  const first = history[0];
+  if (original === undefined || first?.type !== 'ServiceCallSubmitted') {
+    throw new NotFoundError(`service call ${cmd.originalId} not found`);
+  }
+  const id = serviceCallIdFor(cmd.tenantId, cmd.idempotencyKey);
+  const streamId = streamIdFor(cmd.tenantId, id);
+  const sealed = first.data.secrets;
+  const secrets =
+    sealed === null ? null : deps.keyring.seal(deps.keyring.open<RequestSecrets>(sealed, originalStream), streamId);
+  const [body] = decide(
+    {
+      type: 'Replay',
+      now,
+      dueAt: cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt),
+      secrets,
+      idempotencyKey: cmd.idempotencyKey ?? null,
+    },
+    original,
+  );
+  if (body?.type !== 'ServiceCallSubmitted') throw new Error('a replay decides ServiceCallSubmitted');
+  const event: Omit<ServiceCallSubmitted, 'version'> = {
+    messageId: randomUUID(),
+    tenantId: cmd.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: id,
+    timestamp: now.toISOString(),
+    correlationId: cmd.correlationId,
+    // The new call's history starts from the original's last event.
+    causationId: history[history.length - 1]?.messageId ?? null,
+    schemaVersion: SCHEMA_VERSION,
+    ...body,
+  };
+  const resultOf = (stored: StoredEvent, replayed: boolean): ReplayResult => ({
+    ...submitResultOf(stored, replayed),
+    replayOf: stored.type === 'ServiceCallSubmitted' ? (stored.data.replayOf ?? cmd.originalId) : cmd.originalId,
   });
-  if (appended) callsFinished.inc({ outcome: 'Cancelled' });
-  return cancelled;
+  const append = async (db: DbOrTx): Promise<ReplayResult> => {
+    const [stored] = await appendToStream(db, streamId, 0, [event]);
+    if (stored === undefined) throw new Error('append returned no event');
+    return resultOf(stored, false);
+  };
+  const key = cmd.idempotencyKey;
+  const result =
+    key === undefined
+      ? await append(deps.db)
+      : await deps.db.transaction(async (tx) => {
+          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt);
+          const inserted = await tx
+            .insert(idempotencyKeys)
+            .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })
+            .onConflictDoNothing()
+            .returning({ id: idempotencyKeys.serviceCallId });
+          if (inserted.length > 0) return append(tx);
+          const [existing] = await tx
+            .select()
+            .from(idempotencyKeys)
+            .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, key)));
+          if (existing === undefined) throw new Error('idempotency row vanished during replay');
+          if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
+          const [stored] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
+          if (stored === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
+          return resultOf(stored, true);
+        });
+  if (!result.replayed) {
+    deps.notifier.poke();
+    recordAppended(deps, [event]);
+  }
+  return result;
 }

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import type { DbOrTx } from './db';
 import { pgErrorOf } from './db';
-import type { AnyEvent, ServiceCallEvent, Stored, StoredEvent, Unversioned } from './events';
+import type { AnyEvent, NewEvent, ServiceCallEvent, Stored, StoredEvent, Unversioned } from './events';
 
 /**
  * The Postgres event store (ADR-0002): append with an expected version, read a stream, read the
@@ -172,4 +172,56 @@ export class AppendNotifier {
         }
       });
   }
+}
+
+/** Every event of each of `streamIds`, in one query, by stream id and in version order. */
+export async function readStreams(db: DbOrTx, streamIds: readonly string[]): Promise<Map<string, StoredEvent[]>> {
+  const streams = new Map<string, StoredEvent[]>();
+  if (streamIds.length === 0) return streams;
+  const ids = `{${streamIds.map((id) => `"${id}"`).join(',')}}`;
+  const result = await db.execute<EventDbRow>(
+    sql`select ${EVENT_COLUMNS} from events where stream_id = any(${ids}::text[]) order by stream_id, version`,
+  );
+  for (const row of result.rows) {
+    const list = streams.get(row.stream_id);
+    if (list === undefined) streams.set(row.stream_id, [toStoredEvent(row)]);
+    else list.push(toStoredEvent(row));
+  }
+  return streams;
+}
+
+export interface StreamAppend {
+  streamId: string;
+  expectedVersion: number;
+  event: NewEvent;
+}
+
+/** Rows per statement: 12 parameters each, well under PostgreSQL's 65,535. */
+const APPEND_EACH_CHUNK = 1_000;
+
+/**
+ * Appends one event to each of many streams in one statement per 1,000, each only if its stream
+ * is still at its expected version: the event takes version expectedVersion + 1, and a stream
+ * that moved on already has that version, so the unique key skips its row (ON CONFLICT DO
+ * NOTHING) instead of failing the others. Returns the events that were appended; the rest lost
+ * their race and are left out (bulk commands skip calls that changed meanwhile).
+ */
+export async function appendOneEach(db: DbOrTx, appends: readonly StreamAppend[]): Promise<StoredEvent[]> {
+  const stored: StoredEvent[] = [];
+  for (let i = 0; i < appends.length; i += APPEND_EACH_CHUNK) {
+    const values = appends.slice(i, i + APPEND_EACH_CHUNK).map(
+      ({ streamId, expectedVersion, event: e }) =>
+        sql`(${streamId}, ${expectedVersion + 1}::int, ${e.messageId}::uuid, ${e.tenantId},
+      ${e.aggregateType}, ${e.aggregateId}::uuid, ${e.type}, ${e.schemaVersion}::int,
+      ${JSON.stringify(e.data)}::jsonb, ${e.correlationId}, ${e.causationId}, ${e.timestamp}::timestamptz)`,
+    );
+    const result = await db.execute<EventDbRow>(sql`
+      insert into events (stream_id, version, message_id, tenant_id, aggregate_type, aggregate_id,
+                          type, schema_version, data, correlation_id, causation_id, timestamp)
+      values ${sql.join(values, sql`, `)}
+      on conflict do nothing
+      returning ${EVENT_COLUMNS}`);
+    stored.push(...result.rows.map(toStoredEvent));
+  }
+  return stored;
 }

@@ -76,6 +76,8 @@ export interface ServiceCallSubmittedData {
   retry: RetryPolicy;
   /** Timeout of each HTTP attempt. */
   timeoutMs: number;
+  /** The finished call this one replays (absent on calls submitted directly). */
+  replayOf?: string;
 }
 
 export interface DueTimeReachedData {
@@ -96,6 +98,11 @@ export interface ServiceCallFinishedData {
 export interface ServiceCallCancelledData {
   /** Who asked: the REST API, or a cancellation requested on the workflow itself. */
   source: 'api' | 'workflow';
+}
+
+export interface ServiceCallRescheduledData {
+  previousDueAt: string;
+  dueAt: string;
 }
 
 export const AGGREGATE_TYPE = 'ServiceCall';
@@ -131,6 +138,7 @@ export type AttemptFailed = Envelope<'AttemptFailed', AttemptFailedData>;
 export type ServiceCallSucceeded = Envelope<'ServiceCallSucceeded', ServiceCallFinishedData>;
 export type ServiceCallFailed = Envelope<'ServiceCallFailed', ServiceCallFinishedData>;
 export type ServiceCallCancelled = Envelope<'ServiceCallCancelled', ServiceCallCancelledData>;
+export type ServiceCallRescheduled = Envelope<'ServiceCallRescheduled', ServiceCallRescheduledData>;
 
 export type ServiceCallEvent =
   | ServiceCallSubmitted
@@ -138,12 +146,18 @@ export type ServiceCallEvent =
   | AttemptFailed
   | ServiceCallSucceeded
   | ServiceCallFailed
-  | ServiceCallCancelled;
+  | ServiceCallCancelled
+  | ServiceCallRescheduled;
 
 export type ServiceCallEventType = ServiceCallEvent['type'];
 
 /** An event before the store gives it a version; the stream decides that. */
 export type NewEvent = Unversioned<ServiceCallEvent>;
+
+/** What a decision produces: an event's type and data, before its envelope. */
+export type EventBody = {
+  [E in ServiceCallEvent as E['type']]: Pick<E, 'type' | 'data'>;
+}[ServiceCallEventType];
 
 /** A ServiceCall event as read back from the store. */
 export type StoredEvent = Stored<ServiceCallEvent>;

@@ -21,6 +21,8 @@ export interface ServiceCallState {
   updatedAt: string;
   attempts: AttemptRecord[];
   result: CallResult | null;
+  /** The finished call this one replays; null for a call submitted directly. */
+  replayOf: string | null;
   /** Version of the last event folded in. */
   version: number;
 }
@@ -65,6 +67,7 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
       updatedAt: event.timestamp,
       attempts: [],
       result: null,
+      replayOf: event.data.replayOf ?? null,
       version: event.version,
     };
   }
@@ -101,6 +104,9 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
     case 'ServiceCallCancelled':
       requireStatus(state, event, ['Scheduled']);
       return { ...base, status: 'Cancelled' };
+    case 'ServiceCallRescheduled':
+      requireStatus(state, event, ['Scheduled']);
+      return { ...base, dueAt: event.data.dueAt };
     default: {
       const unhandled: never = event;
       throw new InvalidTransitionError(`unknown event ${JSON.stringify(unhandled)}`);

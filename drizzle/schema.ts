@@ -131,6 +131,8 @@ export const serviceCalls = pgTable(
     timeoutMs: integer('timeout_ms').notNull().default(10000),
     /** When the next attempt is due, while a retry is pending. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }),
+    /** The finished call this one replays (POST …/replay); null for a call submitted directly. */
+    replayOf: uuid('replay_of'),
     /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */
     version: integer('version').notNull(),
   },
@@ -148,6 +150,10 @@ export const serviceCalls = pgTable(
     ),
     /** Tag filters (`tags @> …`), for tags too rare to find by walking the list order. */
     index('service_calls_tags_idx').using('gin', t.tags),
+    /** A call's replays (its detail's `replays`, the list's `replayOf` filter). */
+    index('service_calls_tenant_replay_of_idx')
+      .on(t.tenantId, t.replayOf)
+      .where(sql`replay_of is not null`),
     /** dueAfter/dueBefore windows narrower than the list order would find quickly. */
     index('service_calls_tenant_due_idx').on(t.tenantId, t.dueAt),
     /**

@@ -236,9 +236,12 @@ export class Reconciler {
     };
     if (status === undefined) {
       if (isAfter(submitted, starterAt)) return 'awaiting_starter';
-      // Temporal does not know it (lost data, or past retention): start it as the starter would.
+      // Temporal does not know it (lost data, or past retention): start it as the starter would,
+      // with the dueAt the stream holds now (a reschedule moved it; ADR-0012).
+      const current = fold(await readStream(tx, streamIdFor(submitted.tenantId, submitted.aggregateId)));
+      if (current === undefined || TERMINAL_STATUSES.has(current.status)) return 'finished';
       try {
-        await withDeadline(() => startCallWorkflow(this.opts.start, submitted, 'REJECT_DUPLICATE'));
+        await withDeadline(() => startCallWorkflow(this.opts.start, submitted, 'REJECT_DUPLICATE', current.dueAt));
       } catch (err) {
         // It closed since the describe: the next pass looks again.
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -254,7 +257,9 @@ export class Reconciler {
     try {
       // Only a run that did not complete (terminated, failed, timed out, cancelled) is replaced: a
       // completed one ended because its call had, by the workflow's own rule.
-      await withDeadline(() => startCallWorkflow(this.opts.start, submitted, 'ALLOW_DUPLICATE_FAILED_ONLY'));
+      await withDeadline(() =>
+        startCallWorkflow(this.opts.start, submitted, 'ALLOW_DUPLICATE_FAILED_ONLY', state.dueAt),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       this.opts.log.warn(

@@ -28,6 +28,8 @@ export interface ServiceCallView {
   updatedAt: string;
   attempts: AttemptRecord[];
   result: CallResult | null;
+  /** The finished call this one replays; null for a call submitted directly. */
+  replayOf: string | null;
 }
 
 export function toView(state: ServiceCallState): ServiceCallView {
@@ -48,7 +50,18 @@ export function toView(state: ServiceCallState): ServiceCallView {
     updatedAt: state.updatedAt,
     attempts: state.attempts,
     result: state.result,
+    replayOf: state.replayOf,
   };
+}
+
+/** Ids of the calls that replay `id`, oldest first (its detail's `replays`). */
+export async function findReplays(db: DbOrTx, tenantId: string, id: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: serviceCalls.id })
+    .from(serviceCalls)
+    .where(and(eq(serviceCalls.tenantId, tenantId), eq(serviceCalls.replayOf, id)))
+    .orderBy(serviceCalls.createdAt, serviceCalls.id);
+  return rows.map((r) => r.id);
 }
 
 function rowToState(row: ServiceCallRow): ServiceCallState {
@@ -70,6 +83,7 @@ function rowToState(row: ServiceCallRow): ServiceCallState {
     updatedAt: row.updatedAt.toISOString(),
     attempts: row.attempts as AttemptRecord[],
     result: row.result as CallResult | null,
+    replayOf: row.replayOf,
     version: row.version,
   };
 }
@@ -91,6 +105,7 @@ function stateToRow(state: ServiceCallState): typeof serviceCalls.$inferInsert {
     updatedAt: new Date(state.updatedAt),
     attempts: state.attempts,
     result: state.result,
+    replayOf: state.replayOf,
     version: state.version,
   };
 }
@@ -211,6 +226,8 @@ export interface ListFilter {
   createdBefore?: Date;
   dueAfter?: Date;
   dueBefore?: Date;
+  /** Only the replays of this call. */
+  replayOf?: string;
   limit: number;
   /** Continue strictly after this position. */
   after?: ListPosition;
@@ -243,6 +260,7 @@ function listBranch(tenantId: string, filter: ListFilter, status: Status | undef
   if (filter.createdBefore !== undefined) where.push(sql`${serviceCalls.createdAt} < ${at(filter.createdBefore)}`);
   if (filter.dueAfter !== undefined) where.push(sql`${serviceCalls.dueAt} >= ${at(filter.dueAfter)}`);
   if (filter.dueBefore !== undefined) where.push(sql`${serviceCalls.dueAt} < ${at(filter.dueBefore)}`);
+  if (filter.replayOf !== undefined) where.push(sql`${serviceCalls.replayOf} = ${filter.replayOf}::uuid`);
   if (filter.after !== undefined) {
     where.push(
       sql`(${serviceCalls.createdAt}, ${serviceCalls.id}) < (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`,
@@ -252,7 +270,8 @@ function listBranch(tenantId: string, filter: ListFilter, status: Status | undef
       ${serviceCalls.url} as url, ${serviceCalls.headers} as headers, ${serviceCalls.dueAt} as due_at,
       ${serviceCalls.tags} as tags, ${serviceCalls.retry} as retry, ${serviceCalls.timeoutMs} as timeout_ms,
       ${serviceCalls.nextAttemptAt} as next_attempt_at, ${serviceCalls.createdAt} as created_at,
-      ${serviceCalls.updatedAt} as updated_at, ${serviceCalls.result} as result, ${POSITION_TEXT} as position
+      ${serviceCalls.updatedAt} as updated_at, ${serviceCalls.result} as result,
+      ${serviceCalls.replayOf} as replay_of, ${POSITION_TEXT} as position
     from ${serviceCalls}
     where ${sql.join(where, sql` and `)}
     order by ${serviceCalls.createdAt} desc, ${serviceCalls.id} desc
@@ -290,6 +309,7 @@ interface ListRow extends Record<string, unknown> {
   created_at: string | Date;
   updated_at: string | Date;
   result: CallResult | null;
+  replay_of: string | null;
   position: string;
 }
 
@@ -313,6 +333,7 @@ export async function listServiceCalls(db: DbOrTx, tenantId: string, filter: Lis
       createdAt: isoOf(row.created_at),
       updatedAt: isoOf(row.updated_at),
       result: row.result,
+      replayOf: row.replay_of,
     })),
     next: rows.length > filter.limit && last !== undefined ? { createdAt: last.position, id: last.id } : null,
   };

@@ -2,7 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { cancelSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
+import { cancelSignal, rescheduledSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
 import { DUE_AT, STATUS, TAGS, TENANT } from '../workflows/search-attributes';
 import type { LogConsumer } from './relay';
 
@@ -38,6 +38,8 @@ export async function startCallWorkflow(
   target: StartTarget,
   submitted: ServiceCallSubmitted,
   reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY',
+  /** The call's dueAt as its state holds it (a reschedule moves it); default: as submitted. */
+  dueAt: string = submitted.data.dueAt,
 ): Promise<void> {
   await (target.eagerClient ?? target.client).workflow.start(serviceCall, {
     workflowId: workflowIdFor(submitted.tenantId, submitted.aggregateId),
@@ -47,7 +49,7 @@ export async function startCallWorkflow(
       {
         tenantId: submitted.tenantId,
         serviceCallId: submitted.aggregateId,
-        dueAt: submitted.data.dueAt,
+        dueAt,
         timeoutMs: submitted.data.timeoutMs,
         wakeEarlyMs: target.wakeEarlyMs ?? 0,
         revision: SERVICE_CALL_REVISION,
@@ -61,7 +63,7 @@ export async function startCallWorkflow(
       { key: TENANT, value: submitted.tenantId },
       { key: STATUS, value: 'Scheduled' },
       { key: TAGS, value: submitted.data.tags },
-      { key: DUE_AT, value: new Date(submitted.data.dueAt) },
+      { key: DUE_AT, value: new Date(dueAt) },
     ],
     memo: {
       request: submitted.data.request,
@@ -73,7 +75,7 @@ export async function startCallWorkflow(
 
 /**
  * Turns recorded events into Temporal commands: ServiceCallSubmitted starts the call's workflow,
- * ServiceCallCancelled wakes it. Both are idempotent (USE_EXISTING + REJECT_DUPLICATE on start;
+ * ServiceCallCancelled and ServiceCallRescheduled wake it. All are idempotent (USE_EXISTING + REJECT_DUPLICATE on start;
  * a signal to a finished workflow is dropped), because a batch repeats after a crash.
  */
 export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
@@ -102,6 +104,14 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
       try {
         await opts.client.workflow.getHandle(workflowId).signal(cancelSignal);
         published('cancel signalled');
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    } else if (event.type === 'ServiceCallRescheduled') {
+      // A nudge only: the workflow reads the new dueAt from the store (ADR-0012).
+      try {
+        await opts.client.workflow.getHandle(workflowId).signal(rescheduledSignal);
+        published('reschedule signalled');
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }

@@ -1,3 +1,3 @@
 // Bundle entry for the worker: every workflow type Punctual registers.
-export { serviceCall, cancelSignal, phaseQuery, SERVICE_CALL_REVISION } from './service-call';
+export { serviceCall, cancelSignal, rescheduledSignal, phaseQuery, SERVICE_CALL_REVISION } from './service-call';
 export type { ServiceCallInput, ServiceCallOutcome } from './service-call';

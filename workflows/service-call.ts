@@ -16,7 +16,7 @@ import {
 // Type-only: the workflow bundle never loads activity code, and a renamed activity breaks the build.
 import type { Activities, AttemptReport } from '../activities';
 import { FailureType } from './failure-types';
-import { STATUS } from './search-attributes';
+import { DUE_AT, STATUS } from './search-attributes';
 
 export interface ServiceCallInput {
   tenantId: string;
@@ -37,17 +37,25 @@ export interface ServiceCallInput {
    * deterministic without a patch marker, which the SDK also records as a search-attribute upsert
    * (a visibility write per call on the server). 1: attempts are local activities without
    * consulting LOCAL_ATTEMPTS_PATCH, and no `Running` status upsert before the first attempt.
+   * 2: a `rescheduled` nudge makes the sleeping workflow read its dueAt from the event store
+   * (readSchedule) and sleep again until then; a first attempt that finds the call not due yet
+   * goes back to that sleep (ADR-0012).
    */
   revision?: number;
 }
 
 /** The revision new runs start with (see ServiceCallInput.revision). */
-export const SERVICE_CALL_REVISION = 1;
+export const SERVICE_CALL_REVISION = 2;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
 /** Sent by the relay when ServiceCallCancelled is recorded: stop sleeping. */
 export const cancelSignal = defineSignal('cancel');
+/**
+ * Sent by the relay when ServiceCallRescheduled is recorded. It carries nothing: the workflow
+ * reads the call's dueAt from the event store, the only source of truth for it (ADR-0012).
+ */
+export const rescheduledSignal = defineSignal('rescheduled');
 /** Where the workflow is: useful from `temporal workflow query`. */
 export const phaseQuery = defineQuery<string>('phase');
 
@@ -117,16 +125,49 @@ const NOT_RECORDED_RETRY_MS = 30_000;
 
 export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallOutcome> {
   const ref = { tenantId: input.tenantId, serviceCallId: input.serviceCallId };
+  const revision = input.revision ?? 0;
   let phase = 'sleeping';
   let cancelRequested = false;
+  let nudged = false;
+  /** The workflow's copy of the call's dueAt: from its input, then as readSchedule returns it. */
+  let dueAt = input.dueAt;
   setHandler(phaseQuery, () => phase);
   setHandler(cancelSignal, () => {
     cancelRequested = true;
   });
+  // Registered in every revision (a handler adds no command); only revision 2 acts on it.
+  setHandler(rescheduledSignal, () => {
+    nudged = true;
+  });
+
+  /**
+   * Revision 2: sleeps until dueAt less the timer lead; a nudge ends the sleep, the dueAt is read
+   * again from the store, and the sleep starts over from it. Returns when the timer fired, the
+   * call is no longer Scheduled, or (with `cancellable`) a cancel arrived.
+   */
+  const sleepUntilDue = async (cancellable: boolean): Promise<void> => {
+    for (;;) {
+      const wait = new Date(dueAt).getTime() - Date.now() - (input.wakeEarlyMs ?? 0);
+      if (wait > 0) await condition(() => (cancellable && cancelRequested) || nudged, wait);
+      if ((cancellable && cancelRequested) || !nudged) return;
+      nudged = false;
+      phase = 'reading the due time';
+      const schedule = await store.readSchedule(ref);
+      phase = 'sleeping';
+      if (schedule.status !== 'Scheduled') return;
+      if (schedule.dueAt !== dueAt) {
+        dueAt = schedule.dueAt;
+        upsertSearchAttributes([{ key: DUE_AT, value: new Date(dueAt) }]);
+      }
+    }
+  };
 
   try {
-    const wait = new Date(input.dueAt).getTime() - Date.now() - (input.wakeEarlyMs ?? 0);
-    if (wait > 0) await condition(() => cancelRequested, wait);
+    if (revision >= 2) await sleepUntilDue(true);
+    else {
+      const wait = new Date(input.dueAt).getTime() - Date.now() - (input.wakeEarlyMs ?? 0);
+      if (wait > 0) await condition(() => cancelRequested, wait);
+    }
   } catch (err) {
     // `temporal workflow cancel` during the sleep means the same as the API's cancel.
     if (!isCancellation(err)) throw err;
@@ -145,7 +186,6 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
       const status = await store.cancelFromWorkflow(ref);
       if (status === 'Cancelled') return finish('Cancelled');
     }
-    const revision = input.revision ?? 0;
     const { runAttempt } = attemptActivities(input.timeoutMs, revision);
     // Revision 0 only: a local attempt's commands reach the server when its workflow task ends,
     // after the attempt, so this status was hardly ever seen, and it cost a visibility write.
@@ -180,6 +220,12 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         phase = `waiting to retry (attempt ${attempt})`;
         if (revision >= 1 && attempt === 2) upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
         await sleep(report.retryInMs);
+      } else if (revision >= 2 && report.status === 'Scheduled' && report.retryInMs !== null) {
+        // Not due yet: the timer fired long before dueAt by the worker's clock, or the call was
+        // rescheduled to later while its attempt waited. Back to the sleep a nudge can end.
+        dueAt = new Date(Date.now() + report.retryInMs).toISOString();
+        phase = 'sleeping';
+        await sleepUntilDue(false);
       } else {
         // Not due yet by the worker's clock, or the attempt could not even be recorded: the
         // same attempt again later. A workflow only ends once its call has.

@@ -7,7 +7,7 @@ import type { HttpRequestSpec, RequestBody, RetryPolicy } from '../../core/event
 import { readStream } from '../../core/event-store';
 import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
-import { findServiceCall, toView } from '../../projections/service-calls';
+import { findReplays, findServiceCall, toView } from '../../projections/service-calls';
 import { BadRequestError, UnprocessableError } from '../problem';
 import { cancelRouteSchema, getRouteSchema, submitRouteSchema, type SubmitBody } from '../schemas';
 
@@ -58,7 +58,7 @@ function validateHeaders(headers: Record<string, string>): Record<string, string
   return headers;
 }
 
-function validateDueAt(raw: string | undefined, now: number): string | undefined {
+export function validateDueAt(raw: string | undefined, now: number): string | undefined {
   if (raw === undefined) return undefined;
   const at = Date.parse(raw);
   if (!OFFSET_DATE_TIME.test(raw) || Number.isNaN(at)) {
@@ -68,7 +68,16 @@ function validateDueAt(raw: string | undefined, now: number): string | undefined
   return new Date(at).toISOString();
 }
 
-function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
+/** The Idempotency-Key header, checked: once, 1–255 printable ASCII characters. */
+export function idempotencyKeyOf(header: string | string[] | undefined): string | undefined {
+  if (Array.isArray(header)) throw new BadRequestError('Idempotency-Key', 'must be given once');
+  if (header !== undefined && !IDEMPOTENCY_KEY.test(header)) {
+    throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
+  }
+  return header;
+}
+
+export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
   let body: RequestBody | null = null;
   if (input.body !== undefined) {
     if (input.method === 'HEAD') throw new BadRequestError('request.body', 'a HEAD request cannot carry a body');
@@ -96,11 +105,7 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps)
     // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.
     { schema: submitRouteSchema, config: { opaqueBody: ['request.body'] } },
     async (request, reply) => {
-      const keyHeader = request.headers['idempotency-key'];
-      if (Array.isArray(keyHeader)) throw new BadRequestError('Idempotency-Key', 'must be given once');
-      if (keyHeader !== undefined && !IDEMPOTENCY_KEY.test(keyHeader)) {
-        throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
-      }
+      const keyHeader = idempotencyKeyOf(request.headers['idempotency-key']);
       const spec = toRequestSpec(request.body.request);
       const refused = deps.egress.refuseUrl(new URL(spec.url));
       if (refused !== undefined) throw new UnprocessableError('request.url', refused);
@@ -132,11 +137,12 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps)
     const state =
       (await findServiceCall(deps.db, tenantId, id)) ?? fold(await readStream(deps.db, streamIdFor(tenantId, id)));
     if (state === undefined) throw new NotFoundError(`service call ${id} not found`);
-    if (deps.temporalUi === undefined) return toView(state);
+    const view = { ...toView(state), replays: await findReplays(deps.db, tenantId, id) };
+    if (deps.temporalUi === undefined) return view;
     const { url, namespace } = deps.temporalUi;
     const workflowId = encodeURIComponent(workflowIdFor(tenantId, id));
     return {
-      ...toView(state),
+      ...view,
       links: { temporalUi: `${url}/namespaces/${encodeURIComponent(namespace)}/workflows/${workflowId}` },
     };
   });

@@ -193,13 +193,16 @@ export function checkHistory(history: History): CheckReport {
     const due = stream.find((e) => e.type === 'DueTimeReached');
     const hits = hitsByCall.get(id) ?? [];
     if (submitted?.type === 'ServiceCallSubmitted') {
-      const dueAt = Date.parse(submitted.data.dueAt);
+      // A reschedule moves the time before which nothing may run (ADR-0012): the last one counts.
+      const moved = stream.filter((e) => e.type === 'ServiceCallRescheduled').pop();
+      const dueIso = moved?.type === 'ServiceCallRescheduled' ? moved.data.dueAt : submitted.data.dueAt;
+      const dueAt = Date.parse(dueIso);
       const early = hits.find((h) => h.at < dueAt);
       if (early !== undefined || (due?.type === 'DueTimeReached' && Date.parse(due.data.reachedAt) < dueAt)) {
         counts.runBeforeDue++;
         problem(
           'runBeforeDue',
-          `${id}: due ${submitted.data.dueAt}, ${early !== undefined ? `hit at ${new Date(early.at).toISOString()}` : `recorded due at ${due?.type === 'DueTimeReached' ? due.data.reachedAt : '?'}`}`,
+          `${id}: due ${dueIso}, ${early !== undefined ? `hit at ${new Date(early.at).toISOString()}` : `recorded due at ${due?.type === 'DueTimeReached' ? due.data.reachedAt : '?'}`}`,
         );
       }
     }

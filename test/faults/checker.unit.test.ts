@@ -165,6 +165,30 @@ test('a hit before dueAt is a run before due', () => {
   assert.equal(report.ok, false);
 });
 
+test('a rescheduled call: a hit before its new dueAt is a run before due, one after its old dueAt is not', () => {
+  const reschedule = (events: StoredEvent[], toMs: number) => {
+    const [submit, ...rest] = events;
+    const moved = {
+      ...submit!,
+      messageId: randomUUID(),
+      version: 2,
+      type: 'ServiceCallRescheduled',
+      data: { previousDueAt: iso(100), dueAt: iso(toMs) },
+    } as StoredEvent;
+    return [submit!, moved, ...rest.map((e) => ({ ...e, version: e.version + 1 }))];
+  };
+  const later = history((h) => {
+    h.events.splice(0, h.events.length, ...reschedule(h.events, 500));
+    h.hits[0] = hit(h.hits[0]!.path.slice(3), 300);
+  });
+  assert.equal(later.counts.runBeforeDue, 1);
+  const earlier = history((h) => {
+    h.events.splice(0, h.events.length, ...reschedule(h.events, 50));
+    h.hits[0] = hit(h.hits[0]!.path.slice(3), 60);
+  });
+  assert.equal(earlier.counts.runBeforeDue, 0);
+});
+
 test('a hit for a cancelled call is a run that was never recorded', () => {
   const report = history((h) => {
     h.acked.set(B, { dueAt: iso(0) });

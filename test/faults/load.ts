@@ -23,7 +23,7 @@ export interface Acked {
 
 export interface Answer {
   at: number;
-  op: 'submit' | 'cancel';
+  op: 'submit' | 'cancel' | 'reschedule';
   /** HTTP status; 0 = no answer (connection refused or reset); -1 = our client timeout fired. */
   status: number;
   ms: number;
@@ -145,13 +145,33 @@ export class LoadClient {
     }
   }
 
+  /**
+   * Moves a call to `dueInMs` from now, once (retrying only while there is no answer). true: 200,
+   * and the call's dueAt is now the one answered; false: 409 (it became due first) or no answer.
+   */
+  async reschedule(key: string, dueInMs: number): Promise<boolean> {
+    const ack = this.acked.get(key);
+    if (ack === undefined) return false;
+    const deadline = Date.now() + 30_000;
+    const body = { dueAt: new Date(Date.now() + dueInMs).toISOString() };
+    for (;;) {
+      const r = await this.request('reschedule', 'POST', `/v1/service-calls/${ack.id}/reschedule`, {}, body);
+      if (r.status === 200) {
+        ack.dueAt = (r.body as { dueAt: string }).dueAt;
+        return true;
+      }
+      if ((r.status !== 0 && r.status !== 503) || Date.now() > deadline) return false;
+      await sleep(this.opts.retryDelayMs ?? 100);
+    }
+  }
+
   /** Answers that a client must never see: a 5xx other than 503, or no answer within the timeout. */
   badAnswers(): Answer[] {
     return this.answers.filter(
       (a) =>
         a.status === -1 ||
         (a.status >= 500 && a.status !== 503) ||
-        (a.status >= 400 && a.status < 500 && !(a.op === 'cancel' && a.status === 409)),
+        (a.status >= 400 && a.status < 500 && !((a.op === 'cancel' || a.op === 'reschedule') && a.status === 409)),
     );
   }
 }

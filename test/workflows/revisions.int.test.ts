@@ -47,7 +47,7 @@ for (const name of ['revision0-succeeded', 'revision0-sleeping', 'revision0-retr
   });
 }
 
-test('a revision 1 run: attempt marker, final status upsert, completion, and nothing else', async () => {
+test("a run of today's revision (due now, never rescheduled): attempt marker, final status upsert, completion, and nothing else", async () => {
   const succeed = (): Promise<AttemptReport> => Promise.resolve({ status: 'Succeeded', retryInMs: null });
   const worker = await Worker.create({
     connection: nativeConnection,

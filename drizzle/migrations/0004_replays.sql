@@ -1,0 +1,2 @@
+ALTER TABLE "service_calls" ADD COLUMN "replay_of" uuid;--> statement-breakpoint
+CREATE INDEX "service_calls_tenant_replay_of_idx" ON "service_calls" USING btree ("tenant_id","replay_of") WHERE replay_of is not null;
