@@ -20,8 +20,10 @@ const log = (msg: string) => process.stderr.write(`[faults] ${msg}\n`);
 async function main(): Promise<number> {
   const started = Date.now();
   const filters = process.argv.slice(2);
-  const files = findCompiledTests(path.join(PROJECT_ROOT, 'dist/test/faults'), '.faults.test.js').filter(
-    (f) => filters.length === 0 || filters.some((p) => f.includes(p)),
+  const faultsDir = path.join(PROJECT_ROOT, 'dist/test/faults');
+  // Matched against the file name, so a checkout's own path never matches every scenario.
+  const files = findCompiledTests(faultsDir, '.faults.test.js').filter(
+    (f) => filters.length === 0 || filters.some((p) => path.relative(faultsDir, f).includes(p)),
   );
   if (files.length === 0) {
     log(`no fault scenarios match ${filters.join(' ')}`);
