@@ -21,6 +21,7 @@ import { openApiPlugin } from './openapi';
 import { databasePlugin } from './plugins/database';
 import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
+import { batchRoutes } from './routes/batch';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -154,6 +155,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
   await fastify.register(async function v1(scope) {
     await scope.register(authPlugin, { db: deps.db, rateLimit: config.rateLimit });
     await scope.register(serviceCallRoutes, deps);
+    await scope.register(batchRoutes, deps);
     await scope.register(signingSecretRoutes, deps);
     await scope.register(serviceCallListRoutes, deps);
     await scope.register(lifecycleRoutes, deps);
