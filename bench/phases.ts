@@ -498,3 +498,52 @@ export async function burst(
   result.latest = await lateTimers(env.ctx.temporal, lateItems, 5);
   return result;
 }
+
+/**
+ * Batch (Punctual only): `batches` requests of `size` calls due tomorrow, one after another
+ * (items accepted per second, to set beside the single submits' requests per second), then one
+ * batch of `size` calls due now: the time from sending it until the target has seen every call.
+ */
+export async function batchPhases(
+  env: PhaseEnv,
+  driver: Driver,
+  size: number,
+  batches: number,
+): Promise<PhaseResult[]> {
+  const acceptBatch = driver.acceptBatch;
+  if (acceptBatch === undefined) return [];
+  const accepting = await measured(env, async () => {
+    const requests: number[] = [];
+    const started = nowMs();
+    for (let b = 0; b < batches; b++) requests.push((await acceptBatch('batch', size, tomorrow())).requestMs);
+    const wallMs = nowMs() - started;
+    return {
+      name: `batch ${batches} × ${size} due tomorrow`,
+      system: driver.name,
+      n: batches * size,
+      perSecond: (batches * size) / (wallMs / 1000),
+      accept: summarize(requests),
+    };
+  });
+  await drain(env.ctx, 120_000);
+  const dueNow = await measured(env, async () => {
+    const repeatedBefore = env.ctx.target.duplicates;
+    const t0 = nowMs();
+    const { calls, requestMs } = await acceptBatch('batch-now', size);
+    await Promise.all(calls.map((c) => env.ctx.target.waitFor(c.id, 300_000).catch(() => undefined)));
+    const hits = calls.map((c) => env.ctx.target.hitAt(c.id));
+    const ran = hits.filter((h): h is number => h !== undefined);
+    return {
+      name: `batch ${size} due now`,
+      system: driver.name,
+      n: size,
+      accept: summarize([requestMs]),
+      missed: calls.length - ran.length,
+      repeated: env.ctx.target.duplicates - repeatedBefore,
+      pickup: summarize(ran.map((h) => h - t0)),
+      lastHitAfterDueMs: ran.length > 0 ? Math.max(...ran) - t0 : undefined,
+    };
+  });
+  Object.assign(dueNow, await settle(env, driver));
+  return [accepting, dueNow];
+}

@@ -262,7 +262,9 @@ export async function submitServiceCalls(
   if (cmds.length === 0) return [];
   const now = (deps.now ?? (() => new Date()))();
   const planned = cmds.map((cmd) => planSubmit(deps, cmd, now));
-  const fingerprints = planned.map((p) => (p.cmd.idempotencyKey === undefined ? '' : fingerprintOf(p.cmd, deps.keyring)));
+  const fingerprints = planned.map((p) =>
+    p.cmd.idempotencyKey === undefined ? '' : fingerprintOf(p.cmd, deps.keyring),
+  );
   /** The first item of each key: the one whose row and event are written if the key is new. */
   const owners = new Map<string, number>();
   planned.forEach((p, i) => {
@@ -270,12 +272,16 @@ export async function submitServiceCalls(
     if (key !== undefined && !owners.has(key)) owners.set(key, i);
   });
   const { outcomes, appended } = await deps.db.transaction(async (tx) => {
-    const ownerRows = [...owners.entries()].map(([key, i]) => ({
-      tenantId,
-      key,
-      serviceCallId: planned[i]!.id,
-      fingerprint: fingerprints[i]!,
-    }));
+    // Inserted in key order: two batches sharing keys then lock them in the same order, and wait
+    // for each other instead of deadlocking.
+    const ownerRows = [...owners.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, i]) => ({
+        tenantId,
+        key,
+        serviceCallId: planned[i]!.id,
+        fingerprint: fingerprints[i]!,
+      }));
     const inserted =
       ownerRows.length === 0
         ? []

@@ -23,7 +23,7 @@ export interface Acked {
 
 export interface Answer {
   at: number;
-  op: 'submit' | 'cancel' | 'reschedule';
+  op: 'submit' | 'batch' | 'cancel' | 'reschedule';
   /** HTTP status; 0 = no answer (connection refused or reset); -1 = our client timeout fired. */
   status: number;
   ms: number;
@@ -98,13 +98,17 @@ export class LoadClient {
    * Submits until acknowledged; resolves with the ack, or undefined after `giveUpAfterMs`.
    * Only "no answer" and 503 are retried: anything else is a bug the scenario reports.
    */
-  async submit(spec: SubmitSpec): Promise<Acked | undefined> {
-    const body = {
+  private bodyOf(spec: SubmitSpec) {
+    return {
       request: { method: 'POST', url: this.env.target.url(`/c/${spec.key}`), body: { key: spec.key } },
       ...(spec.dueInMs === undefined ? {} : { dueAt: new Date(Date.now() + spec.dueInMs).toISOString() }),
       ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
       tags: ['faults'],
     };
+  }
+
+  async submit(spec: SubmitSpec): Promise<Acked | undefined> {
+    const body = this.bodyOf(spec);
     const deadline = Date.now() + (this.opts.giveUpAfterMs ?? 120_000);
     for (let attempt = 1; ; attempt++) {
       const r = await this.request('submit', 'POST', '/v1/service-calls', { 'idempotency-key': spec.key }, body);
@@ -124,6 +128,52 @@ export class LoadClient {
       if ((r.status !== 0 && r.status !== 503) || Date.now() > deadline) {
         this.abandoned.add(spec.key);
         return undefined;
+      }
+      await sleep(this.opts.retryDelayMs ?? 100);
+    }
+  }
+
+  /**
+   * Submits `specs` as one batch, each item with its key as `idempotencyKey`, until the batch is
+   * answered; the whole batch is sent again, unchanged, after no answer or a 503 (its items'
+   * keys make that safe). Every item answered 202 or 200 is acknowledged; an item answered
+   * otherwise, or a batch given up on, leaves its keys abandoned.
+   */
+  async submitBatch(specs: readonly SubmitSpec[]): Promise<Acked[]> {
+    const items = specs.map((spec) => ({ ...this.bodyOf(spec), idempotencyKey: spec.key }));
+    const deadline = Date.now() + (this.opts.giveUpAfterMs ?? 120_000);
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request('batch', 'POST', '/v1/service-calls/batch', {}, { items });
+      if (r.status === 200) {
+        const answers = (r.body as { items: { status: number; id?: string; dueAt?: string }[] }).items;
+        const acked: Acked[] = [];
+        specs.forEach((spec, i) => {
+          const a = answers[i];
+          if (
+            a === undefined ||
+            (a.status !== 202 && a.status !== 200) ||
+            a.id === undefined ||
+            a.dueAt === undefined
+          ) {
+            this.abandoned.add(spec.key);
+            return;
+          }
+          const ack: Acked = {
+            key: spec.key,
+            id: a.id,
+            dueAt: a.dueAt,
+            status: a.status,
+            attempts: attempt,
+            cancelled: false,
+          };
+          this.acked.set(spec.key, ack);
+          acked.push(ack);
+        });
+        return acked;
+      }
+      if ((r.status !== 0 && r.status !== 503) || Date.now() > deadline) {
+        for (const spec of specs) this.abandoned.add(spec.key);
+        return [];
       }
       await sleep(this.opts.retryDelayMs ?? 100);
     }
