@@ -63,6 +63,8 @@ const DATED_REQUESTS: Record<string, () => Json> = {
       { request: { method: 'GET', url: 'http://localhost:8080/admin' } },
     ],
   }),
+  rescheduleServiceCall: () => ({ dueAt: tomorrow() }),
+  replayServiceCall: () => ({ dueAt: tomorrow() }),
 };
 
 /**
@@ -244,14 +246,12 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
     responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
   },
   replayServiceCall: {
-    request: { dueAt: '2030-01-01T09:00:00+01:00' },
     responses: {
       '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
       '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
     },
   },
   rescheduleServiceCall: {
-    request: { dueAt: '2030-01-01T09:00:00+01:00' },
     responses: { '200': { ...cancelledExample, status: 'Scheduled', dueAt: '2030-01-01T08:00:00.000Z' } },
   },
   listServiceCalls: {

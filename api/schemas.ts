@@ -409,6 +409,7 @@ const bulkBodySchema = {
     filter: {
       type: 'object',
       additionalProperties: false,
+      minProperties: 1,
       description:
         'The list\'s filters, as JSON. At least one must be given: an empty filter is refused (400), so "every call" is always said.',
       properties: {
