@@ -61,6 +61,8 @@ export interface Driver {
   workflowId(id: string): string;
   /** Punctual only: submits `n` calls in one batch request (`POST /v1/service-calls/batch`). */
   acceptBatch?: (tag: string, n: number, dueAt?: Date) => Promise<{ calls: Accepted[]; requestMs: number }>;
+  /** Punctual only: one authenticated JSON request to the API (lifecycle commands). */
+  api?: (method: 'GET' | 'POST', pathName: string, body?: unknown) => Promise<{ status: number; json: any }>;
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Cancelled']);
@@ -105,6 +107,7 @@ export function punctualDriver(ctx: Ctx): Driver {
       if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.json)}`);
       return { id: res.json.id as string, t0, acceptMs, dueAtMs: Date.parse(res.json.dueAt as string) };
     },
+    api: (method, pathName, body) => apiJson(ctx, method, pathName, body),
     async acceptBatch(tag, n, dueAt) {
       const t0 = nowMs();
       const items = Array.from({ length: n }, (_, i) => ({

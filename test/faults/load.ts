@@ -19,11 +19,13 @@ export interface Acked {
   status: 202 | 200;
   attempts: number;
   cancelled: boolean;
+  /** A replay: the key of the call it replays (its target hits go to that call's path). */
+  replayOf?: string;
 }
 
 export interface Answer {
   at: number;
-  op: 'submit' | 'batch' | 'cancel' | 'reschedule';
+  op: 'submit' | 'batch' | 'cancel' | 'reschedule' | 'replay';
   /** HTTP status; 0 = no answer (connection refused or reset); -1 = our client timeout fired. */
   status: number;
   ms: number;
@@ -215,13 +217,54 @@ export class LoadClient {
     }
   }
 
+  /**
+   * Replays the call submitted as `key` as a new call keyed `replayKey`, due `dueInMs` from now.
+   * Retries with the same key while there is no answer, a 503, or a 409 (the original has not
+   * finished yet), so a lost answer gives the same new call; true once the API answered 202/200.
+   */
+  async replay(key: string, replayKey: string, dueInMs: number): Promise<boolean> {
+    const original = this.acked.get(key);
+    if (original === undefined) return false;
+    const deadline = Date.now() + 60_000;
+    const body = { dueAt: new Date(Date.now() + dueInMs).toISOString() };
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request(
+        'replay',
+        'POST',
+        `/v1/service-calls/${original.id}/replay`,
+        { 'idempotency-key': replayKey },
+        body,
+      );
+      if (r.status === 202 || r.status === 200) {
+        const answer = r.body as { id: string; dueAt: string };
+        this.acked.set(replayKey, {
+          key: replayKey,
+          id: answer.id,
+          dueAt: answer.dueAt,
+          status: r.status,
+          attempts: attempt,
+          cancelled: false,
+          replayOf: key,
+        });
+        return true;
+      }
+      if ((r.status !== 0 && r.status !== 503 && r.status !== 409) || Date.now() > deadline) {
+        this.abandoned.add(replayKey);
+        return false;
+      }
+      await sleep(r.status === 409 ? 250 : (this.opts.retryDelayMs ?? 100));
+    }
+  }
+
   /** Answers that a client must never see: a 5xx other than 503, or no answer within the timeout. */
   badAnswers(): Answer[] {
     return this.answers.filter(
       (a) =>
         a.status === -1 ||
         (a.status >= 500 && a.status !== 503) ||
-        (a.status >= 400 && a.status < 500 && !((a.op === 'cancel' || a.op === 'reschedule') && a.status === 409)),
+        (a.status >= 400 &&
+          a.status < 500 &&
+          !((a.op === 'cancel' || a.op === 'reschedule' || a.op === 'replay') && a.status === 409)),
     );
   }
 }
