@@ -21,6 +21,7 @@ import { openApiPlugin } from './openapi';
 import { databasePlugin } from './plugins/database';
 import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
+import { batchRoutes } from './routes/batch';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -105,6 +106,13 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
   fastify.addHook('onRequest', async (request, reply) => {
     request.correlationId = request.id;
     void reply.header('x-correlation-id', request.correlationId);
+    // GET /v1/service-calls/batch reaches GET /v1/service-calls/:id with id "batch": the path is
+    // the batch resource, which has no GET, so it is a 405 like any other missing method.
+    const url = request.routeOptions.url;
+    if (url !== undefined && url.includes(':')) {
+      const path = request.url.split('?')[0] ?? '';
+      if (!routes.methodsFor(path).includes(request.method)) return unrouted(request, reply);
+    }
   });
   fastify.addHook('onResponse', async (request, reply) => {
     apiRequestDuration.observe(
@@ -154,6 +162,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
   await fastify.register(async function v1(scope) {
     await scope.register(authPlugin, { db: deps.db, rateLimit: config.rateLimit });
     await scope.register(serviceCallRoutes, deps);
+    await scope.register(batchRoutes, deps);
     await scope.register(signingSecretRoutes, deps);
     await scope.register(serviceCallListRoutes, deps);
     await scope.register(lifecycleRoutes, deps);
@@ -165,7 +174,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
  * answers 405 with `Allow` rather than 404.
  */
 function collectRoutes(fastify: FastifyInstance): { methodsFor(path: string): string[] } {
-  const patterns: { pattern: RegExp; methods: string[] }[] = [];
+  const patterns: { pattern: RegExp; methods: string[]; fixed: boolean }[] = [];
   fastify.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const source = route.url
@@ -174,14 +183,16 @@ function collectRoutes(fastify: FastifyInstance): { methodsFor(path: string): st
         part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
       )
       .join('/');
-    patterns.push({ pattern: new RegExp(`^${source}$`), methods });
+    patterns.push({ pattern: new RegExp(`^${source}$`), methods, fixed: !/[:*]/.test(route.url) });
   });
   return {
     methodsFor(path) {
+      // A path a route names exactly (/v1/service-calls/batch) is that resource, not an id of the
+      // parametric one beside it (/v1/service-calls/:id): only the exact routes say what it allows.
+      const matching = patterns.filter((route) => route.pattern.test(path));
+      const exact = matching.filter((route) => route.fixed);
       const methods = new Set<string>();
-      for (const route of patterns) {
-        if (route.pattern.test(path)) for (const m of route.methods) methods.add(m);
-      }
+      for (const route of exact.length > 0 ? exact : matching) for (const m of route.methods) methods.add(m);
       // exposeHeadRoutes: every GET route also answers HEAD.
       if (methods.has('GET')) methods.add('HEAD');
       return [...methods].sort();

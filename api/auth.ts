@@ -11,6 +11,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth hook of the /v1 scope; every query is scoped by it. */
     tenantId: string;
+    /** Charges the tenant's rate limit `cost` more requests' worth (a batch, by its items). */
+    chargeRateLimit(cost: number): void;
   }
 }
 
@@ -145,6 +147,9 @@ export const authPlugin = fp(
     const limiter = new TenantRateLimiter(opts.rateLimit);
 
     fastify.decorateRequest('tenantId', '');
+    fastify.decorateRequest('chargeRateLimit', function (this: FastifyRequest, cost: number) {
+      limiter.charge(this.tenantId, cost);
+    });
     fastify.addHook('onRequest', async (request: FastifyRequest) => {
       const header = request.headers.authorization;
       const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);

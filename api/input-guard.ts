@@ -23,6 +23,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Dotted paths into the body that hold the tenant's opaque payload (e.g. `request.body`). */
     opaqueBody?: readonly string[];
+    /**
+     * A top-level body property whose array items the route judges one by one (the batch): the
+     * guard leaves them alone, and the route checks each with `itemInputProblem`.
+     */
+    itemsBody?: string;
   }
 }
 
@@ -43,7 +48,7 @@ interface Frame {
 /** Checks one parsed JSON value (body) or parameter object; throws a BadRequestError naming the field. */
 function checkInput(
   root: unknown,
-  opts: { prefix?: string; opaque?: readonly string[]; maxDepth?: number } = {},
+  opts: { prefix?: string; opaque?: readonly string[]; skip?: string; maxDepth?: number } = {},
 ): void {
   const maxDepth = opts.maxDepth ?? MAX_JSON_DEPTH;
   const opaque = new Set(opts.opaque ?? []);
@@ -74,6 +79,7 @@ function checkInput(
         : Object.entries(value as Record<string, unknown>);
       for (const [key, child] of entries) {
         const childPath = join(path, key);
+        if (childPath === opts.skip) continue;
         if (frame.opaque === undefined) {
           const why = unstorableText(key);
           if (why !== undefined) throw new BadRequestError(printable(childPath), `(the name) ${why}`);
@@ -118,5 +124,22 @@ export async function inputGuard(request: FastifyRequest, _reply: FastifyReply):
   }
   const params = request.params as Record<string, unknown> | undefined;
   if (params !== undefined && params !== null) checkInput(params, { prefix: 'params' });
-  if (request.body !== undefined) checkInput(request.body, { opaque: request.routeOptions.config.opaqueBody });
+  if (request.body !== undefined) {
+    const { opaqueBody, itemsBody } = request.routeOptions.config;
+    checkInput(request.body, { opaque: opaqueBody, skip: itemsBody });
+  }
+}
+
+/**
+ * One item of a batch checked as the guard checks a whole body (`opaque`: its payload paths),
+ * with fields named as in the item: the BadRequestError it is refused with, or undefined.
+ */
+export function itemInputProblem(item: unknown, opaque: readonly string[]): BadRequestError | undefined {
+  try {
+    checkInput(item, { opaque });
+    return undefined;
+  } catch (err) {
+    if (err instanceof BadRequestError) return err;
+    throw err;
+  }
 }

@@ -54,6 +54,19 @@ function tomorrow(): string {
   return at.toISOString().replace('.000Z', 'Z');
 }
 
+/** Request examples that carry a dueAt, made when the document is: a call is due at most 366 days ahead. */
+const DATED_REQUESTS: Record<string, () => Json> = {
+  submitServiceCall: () => ({ ...requestExample, dueAt: tomorrow() }),
+  submitServiceCallBatch: () => ({
+    items: [
+      { ...requestExample, dueAt: tomorrow(), idempotencyKey: 'invoice-42-reminder' },
+      { request: { method: 'GET', url: 'http://localhost:8080/admin' } },
+    ],
+  }),
+  rescheduleServiceCall: () => ({ dueAt: tomorrow() }),
+  replayServiceCall: () => ({ dueAt: tomorrow() }),
+};
+
 /**
  * A cursor is bound to the filters it was made with: the example cursor is one made for the
  * other parameters' examples, so that the examples together make a request the API accepts.
@@ -203,6 +216,25 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
       '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT },
     },
   },
+  submitServiceCallBatch: {
+    responses: {
+      '200': {
+        items: [
+          { status: 202, id: CALL_ID, dueAt: DUE_AT, createdAt: CREATED_AT },
+          {
+            status: 422,
+            error: {
+              type: 'about:blank',
+              title: 'Unprocessable Content',
+              status: 422,
+              detail: 'request.url: localhost is a loopback name',
+              errors: [{ field: 'request.url', message: 'request.url: localhost is a loopback name' }],
+            },
+          },
+        ],
+      },
+    },
+  },
   getServiceCall: { responses: { '200': detailExample } },
   cancelServiceCall: { responses: { '202': cancelledExample } },
   bulkCancelServiceCalls: {
@@ -214,14 +246,12 @@ const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, un
     responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
   },
   replayServiceCall: {
-    request: { dueAt: '2030-01-01T09:00:00+01:00' },
     responses: {
       '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
       '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
     },
   },
   rescheduleServiceCall: {
-    request: { dueAt: '2030-01-01T09:00:00+01:00' },
     responses: { '200': { ...cancelledExample, status: 'Scheduled', dueAt: '2030-01-01T08:00:00.000Z' } },
   },
   listServiceCalls: {
@@ -338,9 +368,9 @@ function completeOperations(paths: Json): void {
       if (operation === undefined) continue;
       const examples = EXAMPLES[String(operation.operationId)];
       const body = asRecord(asRecord(asRecord(operation.requestBody)?.content)?.['application/json']);
-      if (body !== undefined && examples?.request !== undefined) {
-        body.example =
-          operation.operationId === 'submitServiceCall' ? { ...requestExample, dueAt: tomorrow() } : examples.request;
+      const dated = DATED_REQUESTS[String(operation.operationId)];
+      if (body !== undefined && (examples?.request !== undefined || dated !== undefined)) {
+        body.example = dated?.() ?? examples?.request;
       }
       const requestBody = asRecord(operation.requestBody);
       if (requestBody !== undefined && OPTIONAL_BODY.has(String(operation.operationId))) requestBody.required = false;

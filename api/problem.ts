@@ -93,27 +93,35 @@ function messageOf(issue: AjvIssue): string {
   return issue.message ?? 'is invalid';
 }
 
-/** Maps every error to problem+json; 5xx never carry internals. */
-export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (error.validation) {
-    const errors = error.validation.map((issue) => ({
-      field: fieldOf(error.validationContext, issue as AjvIssue),
-      message: messageOf(issue as AjvIssue),
-    }));
-    return sendProblem(reply, problem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), { errors }));
-  }
+/** A 400 for schema validation issues (Ajv's), each naming its field within `context`. */
+export function validationProblem(issues: readonly object[], context: string | undefined): Problem {
+  const errors = issues.map((issue) => ({
+    field: fieldOf(context, issue as AjvIssue),
+    message: messageOf(issue as AjvIssue),
+  }));
+  return problem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), { errors });
+}
+
+/**
+ * The problem of an error that judges the input (400 naming the field, 422), or undefined for
+ * any other error. The batch answers its items with these; errorHandler the requests.
+ */
+export function inputProblem(error: unknown): Problem | undefined {
   if (error instanceof BadRequestError) {
-    return sendProblem(
-      reply,
-      problem(400, error.message, { errors: [{ field: error.field, message: error.message }] }),
-    );
+    return problem(400, error.message, { errors: [{ field: error.field, message: error.message }] });
   }
   if (error instanceof UnprocessableError) {
-    return sendProblem(
-      reply,
-      problem(422, error.message, { errors: [{ field: error.field, message: error.message }] }),
-    );
+    return problem(422, error.message, { errors: [{ field: error.field, message: error.message }] });
   }
+  if (error instanceof IdempotencyKeyReusedError) return problem(422, error.message);
+  return undefined;
+}
+
+/** Maps every error to problem+json; 5xx never carry internals. */
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error.validation) return sendProblem(reply, validationProblem(error.validation, error.validationContext));
+  const judged = inputProblem(error);
+  if (judged !== undefined) return sendProblem(reply, judged);
   if (error instanceof UnauthorizedError) {
     void reply.header('www-authenticate', 'Bearer');
     return sendProblem(reply, problem(401, error.message));
@@ -124,14 +132,14 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   }
   if (error instanceof NotFoundError) return sendProblem(reply, problem(404, error.message));
   if (error instanceof StateConflictError) return sendProblem(reply, problem(409, error.message));
-  if (error instanceof IdempotencyKeyReusedError) return sendProblem(reply, problem(422, error.message));
   if (isConnectionError(error)) {
     request.log.warn({ err: error }, 'database unavailable');
     void reply.header('retry-after', '1');
     return sendProblem(reply, problem(503, 'the database is unavailable; retry shortly'));
   }
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return sendProblem(reply, problem(413, 'the request body is larger than 1 MiB'));
+    const limit = request.routeOptions.bodyLimit ?? 1024 * 1024;
+    return sendProblem(reply, problem(413, `the request body is larger than ${limit / (1024 * 1024)} MiB`));
   }
   const status = error.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {

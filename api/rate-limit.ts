@@ -36,6 +36,21 @@ export class TenantRateLimiter {
     return Math.max(1, Math.ceil((1 - tokens) / perSecond));
   }
 
+  /**
+   * Takes `cost` more tokens from a request that was already let through (a batch pays for its
+   * items beyond the first): the bucket may go below zero, and the tenant's next requests wait
+   * until it has refilled to one token.
+   */
+  charge(tenantId: string, cost: number): void {
+    if (!this.enabled || cost <= 0) return;
+    const now = this.now();
+    const { perSecond, burst } = this.limit;
+    const bucket = this.buckets.get(tenantId);
+    const tokens =
+      bucket === undefined ? burst : Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
+    this.set(tenantId, tokens - cost, now);
+  }
+
   private set(tenantId: string, tokens: number, at: number): void {
     if (this.buckets.size >= 100_000 && !this.buckets.has(tenantId)) this.prune(at);
     this.buckets.set(tenantId, { tokens, at });

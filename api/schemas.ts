@@ -263,6 +263,74 @@ export const submitRouteSchema = {
   },
 } as const;
 
+export const BATCH_ITEMS_MAX = 1000;
+/** Room for 1,000 ordinary items (a few KiB each); a single submit keeps its 1 MiB. */
+export const BATCH_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/** One item of a batch: a submit body, and the Idempotency-Key the single submit takes as a header. */
+export const batchItemSchema = {
+  ...submitBodySchema,
+  properties: {
+    ...submitBodySchema.properties,
+    idempotencyKey: {
+      type: 'string',
+      description: 'As the `Idempotency-Key` header of a single submit: 1–255 printable ASCII characters.',
+    },
+  },
+} as const;
+
+export type BatchItem = SubmitBody & { idempotencyKey?: string };
+
+export const batchSubmitRouteSchema = {
+  operationId: 'submitServiceCallBatch',
+  tags: ['service calls'],
+  summary: 'Submit up to 1,000 service calls at once',
+  description:
+    'Each item is judged on its own, exactly as `POST /v1/service-calls` would judge it alone (schema, edge rules, ' +
+    'egress policy, `idempotencyKey` with replay and 422 on another request), and answered in `items` in the order ' +
+    'given: one bad item never stops the others. The answer is 200 whenever the batch itself is well-formed; every ' +
+    'item answered 202 or 200 is stored durably when it is sent. The whole batch is one transaction. It counts ' +
+    "against the tenant's rate limit by items: a batch goes ahead when a token is left, and the items beyond it are " +
+    'owed, so the next requests wait until they are paid back. More than 1,000 items → 400; a body over 16 MiB → 413.',
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items'],
+    properties: {
+      items: { type: 'array', minItems: 1, maxItems: BATCH_ITEMS_MAX, items: batchItemSchema },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      required: ['items'],
+      properties: {
+        items: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['status'],
+            properties: {
+              status: {
+                type: 'integer',
+                enum: [200, 202, 400, 422],
+                description: 'What the single submit would have answered: 202 new, 200 replayed, 400 or 422 refused.',
+              },
+              id: { type: 'string', format: 'uuid' },
+              dueAt: { type: 'string', format: 'date-time' },
+              createdAt: { type: 'string', format: 'date-time' },
+              error: problemRef,
+            },
+          },
+        },
+      },
+    },
+    413: problemRef,
+    415: problemRef,
+    ...authErrors,
+  },
+} as const;
+
 export const getRouteSchema = {
   operationId: 'getServiceCall',
   tags: ['service calls'],
@@ -341,6 +409,7 @@ const bulkBodySchema = {
     filter: {
       type: 'object',
       additionalProperties: false,
+      minProperties: 1,
       description:
         'The list\'s filters, as JSON. At least one must be given: an empty filter is refused (400), so "every call" is always said.',
       properties: {

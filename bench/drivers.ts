@@ -59,6 +59,10 @@ export interface Driver {
   finish(call: Accepted): Promise<Finished>;
   /** The Temporal workflow id of a call. */
   workflowId(id: string): string;
+  /** Punctual only: submits `n` calls in one batch request (`POST /v1/service-calls/batch`). */
+  acceptBatch?: (tag: string, n: number, dueAt?: Date) => Promise<{ calls: Accepted[]; requestMs: number }>;
+  /** Punctual only: one authenticated JSON request to the API (lifecycle commands). */
+  api?: (method: 'GET' | 'POST', pathName: string, body?: unknown) => Promise<{ status: number; json: any }>;
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Cancelled']);
@@ -102,6 +106,28 @@ export function punctualDriver(ctx: Ctx): Driver {
       const acceptMs = nowMs() - t0;
       if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.json)}`);
       return { id: res.json.id as string, t0, acceptMs, dueAtMs: Date.parse(res.json.dueAt as string) };
+    },
+    api: (method, pathName, body) => apiJson(ctx, method, pathName, body),
+    async acceptBatch(tag, n, dueAt) {
+      const t0 = nowMs();
+      const items = Array.from({ length: n }, (_, i) => ({
+        request: {
+          method: 'POST',
+          url: `${ctx.targetUrl}/p/${tag}`,
+          headers: { 'content-type': 'application/json' },
+          body: { bench: tag, i },
+        },
+        ...(dueAt === undefined ? {} : { dueAt: dueAt.toISOString() }),
+        tags: [`bench:${tag}`],
+      }));
+      const res = await apiJson(ctx, 'POST', '/v1/service-calls/batch', { items });
+      const requestMs = nowMs() - t0;
+      if (res.status !== 200) throw new Error(`batch answered ${res.status}: ${JSON.stringify(res.json)}`);
+      const answers = res.json.items as { status: number; id?: string; dueAt?: string }[];
+      const refused = answers.filter((a) => a.status !== 202);
+      if (refused.length > 0) throw new Error(`batch items refused: ${JSON.stringify(refused.slice(0, 3))}`);
+      const calls = answers.map((a) => ({ id: a.id!, t0, acceptMs: requestMs, dueAtMs: Date.parse(a.dueAt!) }));
+      return { calls, requestMs };
     },
     async finish(call) {
       const hitAt = await ctx.target.waitFor(call.id, HIT_TIMEOUT_MS);

@@ -498,3 +498,123 @@ export async function burst(
   result.latest = await lateTimers(env.ctx.temporal, lateItems, 5);
   return result;
 }
+
+/**
+ * Batch (Punctual only): `batches` requests of `size` calls due tomorrow, one after another
+ * (items accepted per second, to set beside the single submits' requests per second), then one
+ * batch of `size` calls due now: the time from sending it until the target has seen every call.
+ */
+export async function batchPhases(
+  env: PhaseEnv,
+  driver: Driver,
+  size: number,
+  batches: number,
+): Promise<PhaseResult[]> {
+  const acceptBatch = driver.acceptBatch;
+  if (acceptBatch === undefined) return [];
+  const accepting = await measured(env, async () => {
+    const requests: number[] = [];
+    const started = nowMs();
+    for (let b = 0; b < batches; b++) requests.push((await acceptBatch('batch', size, tomorrow())).requestMs);
+    const wallMs = nowMs() - started;
+    return {
+      name: `batch ${batches} × ${size} due tomorrow`,
+      system: driver.name,
+      n: batches * size,
+      perSecond: (batches * size) / (wallMs / 1000),
+      accept: summarize(requests),
+    };
+  });
+  await drain(env.ctx, 120_000);
+  const dueNow = await measured(env, async () => {
+    const repeatedBefore = env.ctx.target.duplicates;
+    const t0 = nowMs();
+    const { calls, requestMs } = await acceptBatch('batch-now', size);
+    await Promise.all(calls.map((c) => env.ctx.target.waitFor(c.id, 300_000).catch(() => undefined)));
+    const hits = calls.map((c) => env.ctx.target.hitAt(c.id));
+    const ran = hits.filter((h): h is number => h !== undefined);
+    return {
+      name: `batch ${size} due now`,
+      system: driver.name,
+      n: size,
+      accept: summarize([requestMs]),
+      missed: calls.length - ran.length,
+      repeated: env.ctx.target.duplicates - repeatedBefore,
+      pickup: summarize(ran.map((h) => h - t0)),
+      lastHitAfterDueMs: ran.length > 0 ? Math.max(...ran) - t0 : undefined,
+    };
+  });
+  Object.assign(dueNow, await settle(env, driver));
+  return [accepting, dueNow];
+}
+
+/**
+ * Lifecycle commands (Punctual only): `rescheduleN` calls due tomorrow, each moved an hour later
+ * by `concurrency` clients (the reschedule request's latency); then `bulkN` calls due tomorrow
+ * with one tag, and, once the read model holds them all, one bulk cancel by that tag (the
+ * request's duration; the workflows' cancellations follow, and the phase waits for them).
+ */
+export async function lifecyclePhases(
+  env: PhaseEnv,
+  driver: Driver,
+  opts: { rescheduleN: number; bulkN: number; concurrency: number; batchSize: number },
+): Promise<PhaseResult[]> {
+  const { api, acceptBatch } = driver;
+  if (api === undefined || acceptBatch === undefined) return [];
+  const submitTagged = async (tag: string, n: number): Promise<Accepted[]> => {
+    const calls: Accepted[] = [];
+    for (let i = 0; i < n; i += opts.batchSize) {
+      calls.push(...(await acceptBatch(tag, Math.min(opts.batchSize, n - i), tomorrow())).calls);
+    }
+    return calls;
+  };
+  const moving = await submitTagged('reschedule', opts.rescheduleN);
+  const rescheduling = await measured(env, async () => {
+    const latencies: number[] = [];
+    let errors = 0;
+    const later = new Date(Date.now() + 25 * 3600_000).toISOString();
+    const loop = await closedLoop(moving.length, opts.concurrency, Number.POSITIVE_INFINITY, async (i) => {
+      const t0 = nowMs();
+      const res = await api('POST', `/v1/service-calls/${moving[i]!.id}/reschedule`, { dueAt: later });
+      latencies.push(nowMs() - t0);
+      if (res.status !== 200 && ++errors <= 3) log(`a reschedule answered ${res.status}: ${JSON.stringify(res.json)}`);
+    });
+    return {
+      name: `reschedule ${opts.rescheduleN} c=${opts.concurrency}`,
+      system: driver.name,
+      n: latencies.length,
+      concurrency: opts.concurrency,
+      perSecond: latencies.length / (loop.wallMs / 1000),
+      accept: summarize(latencies),
+      errors,
+    };
+  });
+  await settle(env, driver, 300_000);
+
+  await submitTagged('bulk', opts.bulkN);
+  const visible = async () => {
+    const { rows } = await env.ctx.db.pool.query<{ n: number }>(
+      "select count(*)::int as n from service_calls where 'bench:bulk' = any(tags) and status = 'Scheduled'",
+    );
+    return rows[0]?.n ?? 0;
+  };
+  for (const until = nowMs() + 300_000; (await visible()) < opts.bulkN && nowMs() < until;) await sleep(200);
+  const cancelling = await measured(env, async () => {
+    const t0 = nowMs();
+    const res = await api('POST', '/v1/service-calls/bulk/cancel', {
+      filter: { tag: 'bench:bulk', status: 'Scheduled' },
+      limit: opts.bulkN,
+    });
+    const ms = nowMs() - t0;
+    if (res.status !== 200) throw new Error(`bulk cancel answered ${res.status}: ${JSON.stringify(res.json)}`);
+    return {
+      name: `bulk cancel ${opts.bulkN}`,
+      system: driver.name,
+      n: Number(res.json.affected),
+      accept: summarize([ms]),
+      missed: opts.bulkN - Number(res.json.affected),
+    };
+  });
+  Object.assign(cancelling, await settle(env, driver, 600_000));
+  return [rescheduling, cancelling];
+}

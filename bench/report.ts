@@ -8,7 +8,10 @@ import { fmt, fmtRatio, ratio, type Summary } from './stats';
 
 /** The run's JSON record and the markdown table made from it. */
 
-export const PHASES = ['closed', 'backlog', 'e2e', 'timers', 'burst', 'submit', 'paced'] as const;
+export const PHASES = ['closed', 'backlog', 'e2e', 'timers', 'burst', 'submit', 'paced', 'batch', 'lifecycle'] as const;
+
+/** Calls per batch request in the batch phase: the API's maximum. */
+export const BATCH_SIZE = 1000;
 
 export interface BenchOptions {
   calls: number;
@@ -19,6 +22,11 @@ export interface BenchOptions {
   e2eSeconds: number;
   submitLevels: number[];
   submits: number;
+  /** Batch phase: requests of BATCH_SIZE calls due tomorrow. */
+  batches: number;
+  /** Lifecycle phase: calls rescheduled (10 clients), and calls cancelled by one bulk cancel. */
+  reschedules: number;
+  bulkCancel: number;
   rate: number;
   pacedSeconds: number;
   timers: number;
@@ -101,6 +109,10 @@ export const names = (o: BenchOptions, e2eRate: number) => ({
   burst: `burst ${o.burst} due at once`,
   paced: `submit at ${o.rate}/s`,
   submit: (c: number) => `submit c=${c}`,
+  batch: `batch ${o.batches} × ${BATCH_SIZE} due tomorrow`,
+  batchNow: `batch ${BATCH_SIZE} due now`,
+  reschedule: `reschedule ${o.reschedules} c=10`,
+  bulkCancel: `bulk cancel ${o.bulkCancel}`,
 });
 
 function find(r: Report, name: string, system: 'punctual' | 'baseline'): PhaseResult | undefined {
@@ -278,6 +290,34 @@ export function markdown(r: Report): string {
       sb?.perSecond,
     );
     rowPct(`submit, ${c} client${c === 1 ? '' : 's'}: latency p50 / p95 / p99 (ms)`, sp?.accept, sb?.accept);
+  }
+  const ap = P(n.batch);
+  if (ap !== undefined) {
+    const single = Math.max(0, ...o.submitLevels.map((c) => P(n.submit(c))?.perSecond ?? 0));
+    L.push(
+      `| **batch submit**, ${o.batches} requests of ${BATCH_SIZE} calls due tomorrow, one client (calls/s) · ÷ the best single-submit level above | ${fmt(ap.perSecond)} · ${single > 0 ? fmtRatio(ratio(ap.perSecond, single)) : '–'} | | |`,
+    );
+    rowPct(`batch submit: request latency p50 / p95 / p99 (ms)`, ap.accept, undefined);
+  }
+  const an = P(n.batchNow);
+  if (an !== undefined) {
+    L.push(
+      `| batch of ${BATCH_SIZE} due now: request sent → last target hit (ms) · missed · repeated | ${fmt(an.lastHitAfterDueMs)} · ${an.missed ?? '–'} · ${an.repeated ?? '–'} | | |`,
+    );
+  }
+  const rp = P(n.reschedule);
+  if (rp !== undefined) {
+    rowPct(
+      `**reschedule**, ${rp.n} calls due tomorrow, 10 clients: request latency p50 / p95 / p99 (ms)`,
+      rp.accept,
+      undefined,
+    );
+  }
+  const kp = P(n.bulkCancel);
+  if (kp !== undefined) {
+    L.push(
+      `| **bulk cancel** of ${o.bulkCancel} calls by tag: request (s) · cancelled · then the log consumed, every workflow told (s) | ${fmt((kp.accept?.max ?? Number.NaN) / 1000)} · ${kp.n} · ${fmt((kp.drainMs ?? Number.NaN) / 1000)}${kp.drained === false ? ' (not all)' : ''} | | |`,
+    );
   }
   const pp = P(n.paced);
   const pb = B(n.paced);

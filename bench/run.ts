@@ -20,11 +20,13 @@ import {
   submitLevel,
   timers,
   burst,
+  batchPhases,
+  lifecyclePhases,
   type PhaseEnv,
   type PhaseResult,
 } from './phases';
 import { ThreadedSampler } from './procstat';
-import { evaluateTargets, machineInfo, markdown, PHASES, type BenchOptions, type Report } from './report';
+import { BATCH_SIZE, evaluateTargets, machineInfo, markdown, PHASES, type BenchOptions, type Report } from './report';
 import { fmt } from './stats';
 import { startSystem, stopChild, type Running } from './system';
 import { BenchTarget } from './target';
@@ -49,6 +51,10 @@ const USAGE = `usage: npm run bench -- [options]
   --burst N            calls per system all due at one instant (default 2000), submitted by --concurrency
                        clients, due --burst-lead S seconds after the first submit (default 15 + N/50)
   --submit-levels L    client counts for the submit phases (default 1,10,50), --submits N calls each (default 200)
+  --batches N          batch requests of 1,000 calls due tomorrow in the batch phase (default 5); the
+                       phase then sends one batch of 1,000 due now (Punctual only: the baseline has no batch)
+  --reschedules N      calls rescheduled by 10 clients in the lifecycle phase (default 500)
+  --bulk-cancel N      calls cancelled by one bulk cancel in the lifecycle phase (default and most 10,000)
   --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 10)
   --warmup N           warm-up calls per system (default 60)
   --target-delay-ms N  the target answers after N ms (default 0)
@@ -83,6 +89,9 @@ function parseArgs(argv: string[]): BenchOptions {
     e2eSeconds: 30,
     submitLevels: [1, 10, 50],
     submits: 200,
+    batches: 5,
+    reschedules: 500,
+    bulkCancel: 10_000,
     rate: 100,
     pacedSeconds: 10,
     timers: 200,
@@ -124,7 +133,13 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (arg === '--e2e-seconds') o.e2eSeconds = int(next(), arg, 1);
     else if (arg === '--submit-levels') o.submitLevels = (next() ?? '').split(',').map((v) => int(v, arg, 1));
     else if (arg === '--submits') o.submits = int(next(), arg, 1);
-    else if (arg === '--rate') o.rate = int(next(), arg, 1);
+    else if (arg === '--batches') o.batches = int(next(), arg, 1);
+    else if (arg === '--reschedules') o.reschedules = int(next(), arg, 1);
+    else if (arg === '--bulk-cancel') {
+      o.bulkCancel = int(next(), arg, 1);
+      // One bulk request acts on at most 10,000 calls (the API's limit).
+      if (o.bulkCancel > 10_000) throw new Error(`--bulk-cancel takes at most 10000\n${USAGE}`);
+    } else if (arg === '--rate') o.rate = int(next(), arg, 1);
     else if (arg === '--paced-seconds') o.pacedSeconds = int(next(), arg, 1);
     else if (arg === '--timers') o.timers = int(next(), arg, 0);
     else if (arg === '--timer-window') {
@@ -314,6 +329,24 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
         );
       }
     }
+  }
+  if (wanted('batch')) {
+    log(
+      `batch: ${opts.batches} batches of ${BATCH_SIZE} calls due tomorrow, then one of ${BATCH_SIZE} due now (Punctual only)`,
+    );
+    for (const p of await batchPhases(env, punctual, BATCH_SIZE, opts.batches)) record(p);
+  }
+  if (wanted('lifecycle')) {
+    log(
+      `lifecycle: ${opts.reschedules} reschedules by 10 clients, then a bulk cancel of ${opts.bulkCancel} calls (Punctual only)`,
+    );
+    const lifecycle = await lifecyclePhases(env, punctual, {
+      rescheduleN: opts.reschedules,
+      bulkN: opts.bulkCancel,
+      concurrency: 10,
+      batchSize: BATCH_SIZE,
+    });
+    for (const p of lifecycle) record(p);
   }
   if (wanted('paced')) {
     log(`submit at ${opts.rate}/s for ${opts.pacedSeconds} s per system, calls due tomorrow`);

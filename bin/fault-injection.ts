@@ -6,7 +6,8 @@ import type { Logger } from '../core/logger';
  * Test-only fault injection, for the fault suite (test/faults) and nothing else.
  *
  * PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT=<p> (0 < p ≤ 1) makes an api process SIGKILL itself,
- * with probability p, right after a submit has committed and before its 202 is sent: the crash
+ * with probability p, right after a submit (or a batch submit) has committed and before its answer
+ * is sent: the crash
  * "between commit and response" that a client survives by retrying with the same
  * Idempotency-Key. The variable is read here only, never by the configuration; unset, the api
  * has no hook at all. Harmless by design: losing an answer after a commit is exactly what the
@@ -22,7 +23,11 @@ export function apiFaultInjection(env: NodeJS.ProcessEnv, log: Logger): FastifyP
   return fp(
     async (fastify: FastifyInstance) => {
       fastify.addHook('onSend', async (request, reply, payload) => {
-        if (request.method === 'POST' && request.routeOptions.url === '/v1/service-calls' && reply.statusCode === 202) {
+        const url = request.routeOptions.url;
+        const committed =
+          (url === '/v1/service-calls' && reply.statusCode === 202) ||
+          (url === '/v1/service-calls/batch' && reply.statusCode === 200);
+        if (request.method === 'POST' && committed) {
           if (Math.random() < p) process.kill(process.pid, 'SIGKILL');
         }
         return payload;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { idempotencyKeys } from '../drizzle/schema';
 import type { Db, DbOrTx } from './db';
 import {
@@ -13,7 +13,14 @@ import {
   type ServiceCallSubmitted,
   type StoredEvent,
 } from './events';
-import { appendToStream, ConcurrencyError, readStream, type AppendNotifier } from './event-store';
+import {
+  appendOneEach,
+  appendToStream,
+  ConcurrencyError,
+  readFirstEvents,
+  readStream,
+  type AppendNotifier,
+} from './event-store';
 import type { Keyring } from './crypto';
 import { serviceCallIdFor, streamIdFor } from './ids';
 import type { Logger } from './logger';
@@ -145,8 +152,15 @@ function submitResultOf(event: StoredEvent, replayed: boolean): SubmitResult {
  * is durable from the moment the API answers, whatever Temporal is doing. The relay starts its
  * workflow from the event.
  */
-export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise<SubmitResult> {
-  const now = (deps.now ?? (() => new Date()))();
+interface PlannedSubmit {
+  cmd: SubmitCommand;
+  id: string;
+  streamId: string;
+  event: Omit<ServiceCallSubmitted, 'version'>;
+}
+
+/** The ServiceCallSubmitted a submit decides, with its secrets sealed for the call's stream. */
+function planSubmit(deps: Deps, cmd: SubmitCommand, now: Date): PlannedSubmit {
   const id = serviceCallIdFor(cmd.tenantId, cmd.idempotencyKey);
   const streamId = streamIdFor(cmd.tenantId, id);
   const { visible, secret } = deps.redactor.split(cmd.request.headers);
@@ -178,6 +192,17 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
     schemaVersion: SCHEMA_VERSION,
     ...body,
   };
+  return { cmd, id, streamId, event };
+}
+
+/**
+ * Records a new call: the idempotency row and ServiceCallSubmitted commit together, so the call
+ * is durable from the moment the API answers, whatever Temporal is doing. The relay starts its
+ * workflow from the event.
+ */
+export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise<SubmitResult> {
+  const now = (deps.now ?? (() => new Date()))();
+  const { streamId, id, event } = planSubmit(deps, cmd, now);
   const append = async (db: DbOrTx): Promise<SubmitResult> => {
     const [stored] = await appendToStream(db, streamId, 0, [event]);
     if (stored === undefined) throw new Error('append returned no event');
@@ -215,6 +240,109 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
     recordAppended(deps, [event]);
   }
   return result;
+}
+
+/** One submit of a batch: its result, or why its Idempotency-Key refuses it. */
+export type BatchSubmitOutcome = SubmitResult | IdempotencyKeyReusedError;
+
+/**
+ * Many submits of one tenant in one transaction of four statements whatever their number: the
+ * idempotency rows of the keyed ones (the first submit of a key in the batch owns it), the rows
+ * that were there already, the first events of those calls, and every new call's event. Each
+ * submit is answered as `submitServiceCall` would answer it alone: a key seen before (in an
+ * earlier request, or earlier in this batch) with the same request is a replay, with another a
+ * refusal. Concurrent batches sharing keys serialise on the unique index as single submits do.
+ */
+export async function submitServiceCalls(
+  deps: Deps,
+  tenantId: string,
+  cmds: readonly SubmitCommand[],
+): Promise<BatchSubmitOutcome[]> {
+  if (cmds.some((c) => c.tenantId !== tenantId)) throw new Error('a batch belongs to one tenant');
+  if (cmds.length === 0) return [];
+  const now = (deps.now ?? (() => new Date()))();
+  const planned = cmds.map((cmd) => planSubmit(deps, cmd, now));
+  const fingerprints = planned.map((p) =>
+    p.cmd.idempotencyKey === undefined ? '' : fingerprintOf(p.cmd, deps.keyring),
+  );
+  /** The first item of each key: the one whose row and event are written if the key is new. */
+  const owners = new Map<string, number>();
+  planned.forEach((p, i) => {
+    const key = p.cmd.idempotencyKey;
+    if (key !== undefined && !owners.has(key)) owners.set(key, i);
+  });
+  const { outcomes, appended } = await deps.db.transaction(async (tx) => {
+    // Inserted in key order: two batches sharing keys then lock them in the same order, and wait
+    // for each other instead of deadlocking.
+    const ownerRows = [...owners.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, i]) => ({
+        tenantId,
+        key,
+        serviceCallId: planned[i]!.id,
+        fingerprint: fingerprints[i]!,
+      }));
+    const inserted =
+      ownerRows.length === 0
+        ? []
+        : await tx
+            .insert(idempotencyKeys)
+            .values(ownerRows)
+            .onConflictDoNothing()
+            .returning({ key: idempotencyKeys.key });
+    const fresh = new Set(inserted.map((r) => r.key));
+    const taken = [...owners.keys()].filter((key) => !fresh.has(key));
+    const existing =
+      taken.length === 0
+        ? []
+        : await tx
+            .select()
+            .from(idempotencyKeys)
+            .where(and(eq(idempotencyKeys.tenantId, tenantId), inArray(idempotencyKeys.key, taken)));
+    const rows = new Map(existing.map((r) => [r.key, r]));
+    const firsts = new Map(
+      (
+        await readFirstEvents(
+          tx,
+          existing.map((r) => streamIdFor(tenantId, r.serviceCallId)),
+        )
+      ).map((e) => [streamIdFor(e.tenantId, e.aggregateId), e]),
+    );
+    const toAppend = planned.filter((p, i) => {
+      const key = p.cmd.idempotencyKey;
+      return key === undefined || (owners.get(key) === i && fresh.has(key));
+    });
+    const stored = await appendOneEach(
+      tx,
+      toAppend.map((p) => ({ streamId: p.streamId, expectedVersion: 0, event: p.event })),
+    );
+    if (stored.length !== toAppend.length) throw new Error('a new call of the batch has events already');
+    const byId = new Map(stored.map((e) => [e.aggregateId, e]));
+    const answers = planned.map((p, i): BatchSubmitOutcome => {
+      const key = p.cmd.idempotencyKey;
+      if (key === undefined) return submitResultOf(byId.get(p.id)!, false);
+      const owner = owners.get(key)!;
+      if (fresh.has(key)) {
+        if (owner === i) return submitResultOf(byId.get(p.id)!, false);
+        // A later item with the key an earlier item of this batch took.
+        return fingerprints[i] === fingerprints[owner]
+          ? submitResultOf(byId.get(planned[owner]!.id)!, true)
+          : new IdempotencyKeyReusedError(key);
+      }
+      const row = rows.get(key);
+      if (row === undefined) throw new Error('idempotency row vanished during submit');
+      if (row.fingerprint !== fingerprints[i]) return new IdempotencyKeyReusedError(key);
+      const first = firsts.get(streamIdFor(tenantId, row.serviceCallId));
+      if (first === undefined) throw new Error(`call ${row.serviceCallId} has no events`);
+      return submitResultOf(first, true);
+    });
+    return { outcomes: answers, appended: stored };
+  });
+  if (appended.length > 0) {
+    deps.notifier.poke();
+    recordAppended(deps, appended);
+  }
+  return outcomes;
 }
 
 export interface CommandOptions {

@@ -37,6 +37,13 @@ export const apiRequestDuration = new Histogram({
   registers: [registry],
 });
 
+export const batchItemsSubmitted = new Counter({
+  name: 'punctual_batch_items_total',
+  help: 'Items of batch submits, by the status each was answered with (202 new, 200 replayed, 400, 422).',
+  labelNames: ['status'] as const,
+  registers: [registry],
+});
+
 export const eventsAppended = new Counter({
   name: 'punctual_events_appended_total',
   help: 'Events appended to the event store by this process, by type.',

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { cancelServiceCall, NotFoundError, submitServiceCall } from '../../core/commands';
+import { cancelServiceCall, NotFoundError, submitServiceCall, type SubmitCommand } from '../../core/commands';
 import { urlShapeProblem } from '../../core/egress-policy';
 import { DEFAULT_RETRY } from '../../core/http-policy';
 import type { AppDeps } from '../app';
@@ -68,13 +68,13 @@ export function validateDueAt(raw: string | undefined, now: number): string | un
   return new Date(at).toISOString();
 }
 
-/** The Idempotency-Key header, checked: once, 1–255 printable ASCII characters. */
-export function idempotencyKeyOf(header: string | string[] | undefined): string | undefined {
-  if (Array.isArray(header)) throw new BadRequestError('Idempotency-Key', 'must be given once');
-  if (header !== undefined && !IDEMPOTENCY_KEY.test(header)) {
-    throw new BadRequestError('Idempotency-Key', 'must be 1–255 printable ASCII characters');
+/** An Idempotency-Key (the header, or a batch item's `idempotencyKey`), checked: once, 1–255 printable ASCII characters. */
+export function idempotencyKeyOf(given: string | string[] | undefined, field = 'Idempotency-Key'): string | undefined {
+  if (Array.isArray(given)) throw new BadRequestError(field, 'must be given once');
+  if (given !== undefined && !IDEMPOTENCY_KEY.test(given)) {
+    throw new BadRequestError(field, 'must be 1–255 printable ASCII characters');
   }
-  return header;
+  return given;
 }
 
 export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
@@ -99,26 +99,45 @@ function retryPolicyOf(input: SubmitBody['retry']): RetryPolicy {
   return policy;
 }
 
+/**
+ * A submit body judged as `POST /v1/service-calls` judges it, after its schema: the command to
+ * record, or the 400 (BadRequestError) or 422 (UnprocessableError) it answers with. The batch
+ * judges each of its items with it.
+ */
+export function submitCommandOf(
+  deps: AppDeps,
+  body: SubmitBody,
+  ctx: { tenantId: string; idempotencyKey: string | undefined; correlationId: string },
+): SubmitCommand {
+  const spec = toRequestSpec(body.request);
+  const refused = deps.egress.refuseUrl(new URL(spec.url));
+  if (refused !== undefined) throw new UnprocessableError('request.url', refused);
+  return {
+    tenantId: ctx.tenantId,
+    idempotencyKey: ctx.idempotencyKey,
+    request: spec,
+    dueAt: validateDueAt(body.dueAt, Date.now()),
+    tags: body.tags ?? [],
+    retry: retryPolicyOf(body.retry),
+    timeoutMs: body.timeoutMs ?? deps.defaultTimeoutMs,
+    correlationId: ctx.correlationId,
+  };
+}
+
 export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
   fastify.post<{ Body: SubmitBody }>(
     '/v1/service-calls',
     // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.
     { schema: submitRouteSchema, config: { opaqueBody: ['request.body'] } },
     async (request, reply) => {
-      const keyHeader = idempotencyKeyOf(request.headers['idempotency-key']);
-      const spec = toRequestSpec(request.body.request);
-      const refused = deps.egress.refuseUrl(new URL(spec.url));
-      if (refused !== undefined) throw new UnprocessableError('request.url', refused);
-      const result = await submitServiceCall(deps, {
-        tenantId: request.tenantId,
-        idempotencyKey: keyHeader,
-        request: spec,
-        dueAt: validateDueAt(request.body.dueAt, Date.now()),
-        tags: request.body.tags ?? [],
-        retry: retryPolicyOf(request.body.retry),
-        timeoutMs: request.body.timeoutMs ?? deps.defaultTimeoutMs,
-        correlationId: request.correlationId,
-      });
+      const result = await submitServiceCall(
+        deps,
+        submitCommandOf(deps, request.body, {
+          tenantId: request.tenantId,
+          idempotencyKey: idempotencyKeyOf(request.headers['idempotency-key']),
+          correlationId: request.correlationId,
+        }),
+      );
       request.log.info(
         { tenantId: request.tenantId, serviceCallId: result.id, replayed: result.replayed },
         'service call submitted',

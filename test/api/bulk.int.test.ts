@@ -59,14 +59,11 @@ describe('bulk cancel', () => {
       const b = await statusCounts(env.tenants.b.id, tag);
       return a.Scheduled === 500 && b.Scheduled === 20 ? true : undefined;
     });
-    const started = Date.now();
     const r = await call(env, 'POST', '/v1/service-calls/bulk/cancel', { body: { filter: { tag } } });
-    const ms = Date.now() - started;
     assert.equal(r.status, 200);
     assert.equal(r.body.matched, 500);
     assert.equal(r.body.affected, 500);
     assert.deepEqual([...(r.body.ids as string[])].sort(), [...ids].sort());
-    assert.ok(ms < 10_000, `bulk cancel of 500 took ${ms} ms`);
     await eventually('the read model to show them cancelled', async () =>
       (await statusCounts(env.tenants.a.id, tag)).Cancelled === 500 ? true : undefined,
     );

@@ -195,6 +195,11 @@ describe('one contract for every route', () => {
       ['PUT', '/v1/service-calls', 'GET, HEAD, POST'],
       ['GET', '/v1/signing-secrets/rotate', 'POST'],
       ['OPTIONS', '/healthz', 'GET, HEAD'],
+      // A fixed path beside a parametric one (/v1/service-calls/:id) is its own resource.
+      ['OPTIONS', '/v1/service-calls/batch', 'POST'],
+      ['OPTIONS', '/v1/service-calls/bulk/cancel', 'POST'],
+      ['GET', '/v1/service-calls/batch', 'POST'],
+      ['HEAD', '/v1/service-calls/batch', 'POST'],
     ];
     for (const [method, url, allow] of cases) {
       const r = await env.api.inject({ method: method as 'GET', url });

@@ -81,3 +81,24 @@ test('unauthenticated requests answer 401 and do not use up the tenant’s token
   }
   assert.equal((await call(env, 'GET', '/v1/service-calls')).status, 200);
 });
+
+test('a batch counts by items: it goes ahead on one token, and the requests after it wait for the rest', async () => {
+  await sleep(3_000); // refill: 3 tokens
+  const items = Array.from({ length: 6 }, () => ({
+    request: { method: 'GET', url: 'https://example.com' },
+    dueAt: new Date(Date.now() + 3_600_000).toISOString(),
+  }));
+  const r = await call(env, 'POST', '/v1/service-calls/batch', { body: { items } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(
+    (r.body.items as { status: number }[]).map((i) => i.status),
+    [202, 202, 202, 202, 202, 202],
+  );
+  // 3 − 6 = −3 tokens: four seconds until one is back, so the next request is refused.
+  const next = await call(env, 'GET', '/v1/service-calls');
+  assert.equal(next.status, 429);
+  const retryAfter = Number(next.headers['retry-after']);
+  assert.ok(retryAfter >= 3 && retryAfter <= 4, `Retry-After: ${String(next.headers['retry-after'])}`);
+  // A single request never owes: the other tenant is untouched.
+  assert.equal((await call(env, 'GET', '/v1/service-calls', { tenant: env.tenants.b })).status, 200);
+});

@@ -7,8 +7,9 @@ import { between, faultRun, inParallel } from './scenario';
 /**
  * The api killed between the commit of a submit and its answer, and at random moments under
  * load. The client never saw the 202, so it retries with the same Idempotency-Key: it gets the
- * same id (a replayed 200), and the call runs once. PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT makes
- * the api SIGKILL itself right after a commit (bin/fault-injection.ts; test-only).
+ * same id (a replayed 200), and the call runs once. Batch submits go beside them: a batch whose
+ * answer was lost is sent again whole, and each of its items is acknowledged once and runs once.
+ * PUNCTUAL_FAULT_API_CRASH_AFTER_COMMIT makes the api SIGKILL itself right after a commit (bin/fault-injection.ts; test-only).
  */
 
 const runs = [
@@ -64,9 +65,21 @@ for (const r of runs) {
       })();
 
       const keys = Array.from({ length: 100 }, (_, i) => `ak${r.run}-${i}`);
-      await inParallel(keys, 6, async (key, i) => {
-        await client.submit({ key, ...(i % 3 === 0 ? { dueInMs: between(500, 3_000) } : {}) });
-      });
+      // Beside the single submits, 8 batches of 25: a batch whose answer was lost is sent again whole.
+      const batches = Array.from({ length: 8 }, (_, b) =>
+        Array.from({ length: 25 }, (_, i) => ({
+          key: `akb${r.run}-${b}-${i}`,
+          ...(i % 3 === 0 ? { dueInMs: between(500, 3_000) } : {}),
+        })),
+      );
+      await Promise.all([
+        inParallel(keys, 5, async (key, i) => {
+          await client.submit({ key, ...(i % 3 === 0 ? { dueInMs: between(500, 3_000) } : {}) });
+        }),
+        inParallel(batches, 1, async (batch) => {
+          await client.submitBatch(batch);
+        }),
+      ]);
       loading = false;
       await killer;
       stopping = true;
@@ -74,7 +87,12 @@ for (const r of runs) {
       await supervisor;
 
       const replayed = [...client.acked.values()].filter((a) => a.status === 200).length;
-      ctx.notes.push(`${crashes} api deaths; ${replayed} submits acknowledged by a replay after a lost answer`);
+      const batched = [...client.acked.values()].filter((a) => a.key.startsWith('akb'));
+      ctx.notes.push(
+        `${crashes} api deaths; ${replayed} submits acknowledged by a replay after a lost answer; ` +
+          `${batched.length} of 200 batch items acknowledged, ${batched.filter((a) => a.attempts > 1).length} after a batch was sent again`,
+      );
+      assert.equal(batched.length, 200, 'every batch item acknowledged');
       assert.ok(crashes >= 3, `the api died ${crashes} times`);
       assert.ok(replayed >= 1, 'at least one answer was lost after its commit and replayed');
     });

@@ -19,11 +19,13 @@ export interface Acked {
   status: 202 | 200;
   attempts: number;
   cancelled: boolean;
+  /** A replay: the key of the call it replays (its target hits go to that call's path). */
+  replayOf?: string;
 }
 
 export interface Answer {
   at: number;
-  op: 'submit' | 'cancel' | 'reschedule';
+  op: 'submit' | 'batch' | 'cancel' | 'reschedule' | 'replay';
   /** HTTP status; 0 = no answer (connection refused or reset); -1 = our client timeout fired. */
   status: number;
   ms: number;
@@ -98,13 +100,17 @@ export class LoadClient {
    * Submits until acknowledged; resolves with the ack, or undefined after `giveUpAfterMs`.
    * Only "no answer" and 503 are retried: anything else is a bug the scenario reports.
    */
-  async submit(spec: SubmitSpec): Promise<Acked | undefined> {
-    const body = {
+  private bodyOf(spec: SubmitSpec) {
+    return {
       request: { method: 'POST', url: this.env.target.url(`/c/${spec.key}`), body: { key: spec.key } },
       ...(spec.dueInMs === undefined ? {} : { dueAt: new Date(Date.now() + spec.dueInMs).toISOString() }),
       ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
       tags: ['faults'],
     };
+  }
+
+  async submit(spec: SubmitSpec): Promise<Acked | undefined> {
+    const body = this.bodyOf(spec);
     const deadline = Date.now() + (this.opts.giveUpAfterMs ?? 120_000);
     for (let attempt = 1; ; attempt++) {
       const r = await this.request('submit', 'POST', '/v1/service-calls', { 'idempotency-key': spec.key }, body);
@@ -124,6 +130,52 @@ export class LoadClient {
       if ((r.status !== 0 && r.status !== 503) || Date.now() > deadline) {
         this.abandoned.add(spec.key);
         return undefined;
+      }
+      await sleep(this.opts.retryDelayMs ?? 100);
+    }
+  }
+
+  /**
+   * Submits `specs` as one batch, each item with its key as `idempotencyKey`, until the batch is
+   * answered; the whole batch is sent again, unchanged, after no answer or a 503 (its items'
+   * keys make that safe). Every item answered 202 or 200 is acknowledged; an item answered
+   * otherwise, or a batch given up on, leaves its keys abandoned.
+   */
+  async submitBatch(specs: readonly SubmitSpec[]): Promise<Acked[]> {
+    const items = specs.map((spec) => ({ ...this.bodyOf(spec), idempotencyKey: spec.key }));
+    const deadline = Date.now() + (this.opts.giveUpAfterMs ?? 120_000);
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request('batch', 'POST', '/v1/service-calls/batch', {}, { items });
+      if (r.status === 200) {
+        const answers = (r.body as { items: { status: number; id?: string; dueAt?: string }[] }).items;
+        const acked: Acked[] = [];
+        specs.forEach((spec, i) => {
+          const a = answers[i];
+          if (
+            a === undefined ||
+            (a.status !== 202 && a.status !== 200) ||
+            a.id === undefined ||
+            a.dueAt === undefined
+          ) {
+            this.abandoned.add(spec.key);
+            return;
+          }
+          const ack: Acked = {
+            key: spec.key,
+            id: a.id,
+            dueAt: a.dueAt,
+            status: a.status,
+            attempts: attempt,
+            cancelled: false,
+          };
+          this.acked.set(spec.key, ack);
+          acked.push(ack);
+        });
+        return acked;
+      }
+      if ((r.status !== 0 && r.status !== 503) || Date.now() > deadline) {
+        for (const spec of specs) this.abandoned.add(spec.key);
+        return [];
       }
       await sleep(this.opts.retryDelayMs ?? 100);
     }
@@ -165,13 +217,54 @@ export class LoadClient {
     }
   }
 
+  /**
+   * Replays the call submitted as `key` as a new call keyed `replayKey`, due `dueInMs` from now.
+   * Retries with the same key while there is no answer, a 503, or a 409 (the original has not
+   * finished yet), so a lost answer gives the same new call; true once the API answered 202/200.
+   */
+  async replay(key: string, replayKey: string, dueInMs: number): Promise<boolean> {
+    const original = this.acked.get(key);
+    if (original === undefined) return false;
+    const deadline = Date.now() + 60_000;
+    const body = { dueAt: new Date(Date.now() + dueInMs).toISOString() };
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request(
+        'replay',
+        'POST',
+        `/v1/service-calls/${original.id}/replay`,
+        { 'idempotency-key': replayKey },
+        body,
+      );
+      if (r.status === 202 || r.status === 200) {
+        const answer = r.body as { id: string; dueAt: string };
+        this.acked.set(replayKey, {
+          key: replayKey,
+          id: answer.id,
+          dueAt: answer.dueAt,
+          status: r.status,
+          attempts: attempt,
+          cancelled: false,
+          replayOf: key,
+        });
+        return true;
+      }
+      if ((r.status !== 0 && r.status !== 503 && r.status !== 409) || Date.now() > deadline) {
+        this.abandoned.add(replayKey);
+        return false;
+      }
+      await sleep(r.status === 409 ? 250 : (this.opts.retryDelayMs ?? 100));
+    }
+  }
+
   /** Answers that a client must never see: a 5xx other than 503, or no answer within the timeout. */
   badAnswers(): Answer[] {
     return this.answers.filter(
       (a) =>
         a.status === -1 ||
         (a.status >= 500 && a.status !== 503) ||
-        (a.status >= 400 && a.status < 500 && !((a.op === 'cancel' || a.op === 'reschedule') && a.status === 409)),
+        (a.status >= 400 &&
+          a.status < 500 &&
+          !((a.op === 'cancel' || a.op === 'reschedule' || a.op === 'replay') && a.status === 409)),
     );
   }
 }

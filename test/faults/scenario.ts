@@ -92,13 +92,21 @@ export async function faultRun(opts: RunOptions, body: (ctx: RunContext) => Prom
 
     const { events, views } = await loadStoreAndReadModel(env.database.db, env.tenant.id);
     const byKey = new Map([...client.acked.values()].map((a) => [a.key, a]));
+    // A replay copies its original's request, so its hits go to the original's path; they carry
+    // the replay's own id as idempotency-key (the checker compares every hit's key with that).
+    const replays = new Map(
+      [...client.acked.values()].filter((a) => a.replayOf !== undefined).map((a) => [a.id, a.replayOf]),
+    );
     const report = checkHistory({
       tenantId: env.tenant.id,
       acked: new Map([...client.acked.values()].map((a) => [a.id, { dueAt: a.dueAt }])),
       hits: env.target.hits,
       callOfHit: (hit) => {
         const key = keyOfPath(hit.path);
-        return key === undefined ? undefined : (byKey.get(key)?.id ?? client.expectedId(key));
+        if (key === undefined) return undefined;
+        const sentAs = String(hit.headers['idempotency-key'] ?? '');
+        if (replays.get(sentAs) === key) return sentAs;
+        return byKey.get(key)?.id ?? client.expectedId(key);
       },
       events,
       views,
