@@ -111,6 +111,10 @@ export function createActivities(deps: ActivityDeps) {
     stream: CommandOptions,
     onDue: () => void,
   ): Promise<{ report: AttemptReport; history?: StoredEvent[] }> {
+    // Already due with no attempt recorded (a crash, or Temporal's data lost and the workflow
+    // started again by the reconciler): the attempt goes ahead on the stream as read.
+    if (state.status === 'Running' && stream.known !== undefined)
+      return { report: reportOf(state), history: [...stream.known] };
     if (state.status !== 'Scheduled') return { report: reportOf(state) };
     const dueMs = new Date(state.dueAt).getTime();
     const early = dueMs - now().getTime();

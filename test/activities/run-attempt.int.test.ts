@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createHttpDispatcher } from '../../activities/http';
 import { EgressPolicy } from '../../core/egress-policy';
-import { AppendNotifier, readStream } from '../../core/event-store';
+import { nextEventEnvelope } from '../../core/commands';
+import { AppendNotifier, appendToStream, readStream } from '../../core/event-store';
 import { streamIdFor } from '../../core/ids';
 import { createHeaderRedactor } from '../../core/redact';
+import { fold } from '../../core/service-call';
 import { call, createTestEnv, type TestEnv } from '../support/env';
 
 /**
@@ -77,6 +80,32 @@ test('an attempt repeated after it was recorded does not call the target again',
   assert.deepEqual(again, { status: 'Succeeded', retryInMs: null });
   assert.equal(env.target.hitsFor('/once').length, 1);
   const events = await readStream(env.database.db, streamIdFor(env.tenants.a.id, id));
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
+  );
+});
+
+test('a call already due with no attempt recorded (its workflow started again) is sent', async () => {
+  // As after Temporal lost its data mid-attempt: DueTimeReached is in the store, the attempt's
+  // outcome is not, and the reconciler's new workflow runs attempt 1 again.
+  const id = await submit({ request: { method: 'POST', url: env.target.url('/restarted'), body: 'x' } });
+  const streamId = streamIdFor(env.tenants.a.id, id);
+  const history = await readStream(env.database.db, streamId);
+  const state = fold(history);
+  assert.ok(state !== undefined);
+  const now = new Date();
+  await appendToStream(env.database.db, streamId, history.length, [
+    {
+      ...nextEventEnvelope(state, history, randomUUID(), now),
+      type: 'DueTimeReached',
+      data: { reachedAt: now.toISOString() },
+    },
+  ]);
+  const report = await run(() => activities.runAttempt({ tenantId: env.tenants.a.id, serviceCallId: id, attempt: 1 }));
+  assert.deepEqual(report, { status: 'Succeeded', retryInMs: null });
+  assert.equal(env.target.hitsFor('/restarted').length, 1);
+  const events = await readStream(env.database.db, streamId);
   assert.deepEqual(
     events.map((e) => e.type),
     ['ServiceCallSubmitted', 'DueTimeReached', 'ServiceCallSucceeded'],
