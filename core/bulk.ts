@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { idempotencyKeys } from '../drizzle/schema';
 import { listServiceCalls, type ListFilter } from '../projections/service-calls';
-import { nextEventEnvelope, recordAppended, replayFingerprint, type Deps } from './commands';
+import { newStreamEnvelope, nextEventEnvelope, recordAppended, replayFingerprint, type Deps } from './commands';
 import { decide, StateConflictError, type Command } from './decider';
 import type { NewEvent, RequestSecrets, StoredEvent } from './events';
 import { appendOneEach, readStreams, type StreamAppend } from './event-store';
@@ -133,14 +133,7 @@ export async function bulkReplay(
       const key = bulkReplayKey(requestKey, state.id);
       const id = serviceCallIdFor(tenantId, key);
       const event = {
-        messageId: randomUUID(),
-        tenantId,
-        aggregateType: 'ServiceCall',
-        aggregateId: id,
-        timestamp: now.toISOString(),
-        correlationId,
-        causationId: history[history.length - 1]?.messageId ?? null,
-        schemaVersion: history[0]?.schemaVersion ?? 1,
+        ...newStreamEnvelope({ tenantId, id, now, correlationId, causedBy: history.at(-1) }),
         ...body,
       } as NewEvent;
       return { key, id, originalId: state.id, event };

@@ -182,14 +182,7 @@ function planSubmit(deps: Deps, cmd: SubmitCommand, now: Date): PlannedSubmit {
   );
   if (body?.type !== 'ServiceCallSubmitted') throw new Error('a submit decides ServiceCallSubmitted');
   const event: Omit<ServiceCallSubmitted, 'version'> = {
-    messageId: randomUUID(),
-    tenantId: cmd.tenantId,
-    aggregateType: AGGREGATE_TYPE,
-    aggregateId: id,
-    timestamp: now.toISOString(),
-    correlationId: cmd.correlationId,
-    causationId: null,
-    schemaVersion: SCHEMA_VERSION,
+    ...newStreamEnvelope({ tenantId: cmd.tenantId, id, now, correlationId: cmd.correlationId }),
     ...body,
   };
   return { cmd, id, streamId, event };
@@ -422,6 +415,29 @@ export function requestFromSubmitted(
   return { ...data.request, headers: { ...data.request.headers, ...secrets.headers }, body: secrets.body };
 }
 
+/**
+ * Envelope of the first event of a new call's stream (a submit, or a replay caused by the
+ * original's last event).
+ */
+export function newStreamEnvelope(opts: {
+  tenantId: string;
+  id: string;
+  now: Date;
+  correlationId: string;
+  causedBy?: StoredEvent | undefined;
+}): Omit<NewEvent, 'type' | 'data'> {
+  return {
+    messageId: randomUUID(),
+    tenantId: opts.tenantId,
+    aggregateType: AGGREGATE_TYPE,
+    aggregateId: opts.id,
+    timestamp: opts.now.toISOString(),
+    correlationId: opts.correlationId,
+    causationId: opts.causedBy?.messageId ?? null,
+    schemaVersion: SCHEMA_VERSION,
+  };
+}
+
 /** Envelope of an event that follows `history`: same correlation, caused by the last event. */
 export function nextEventEnvelope(
   state: ServiceCallState,
@@ -535,15 +551,14 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
   );
   if (body?.type !== 'ServiceCallSubmitted') throw new Error('a replay decides ServiceCallSubmitted');
   const event: Omit<ServiceCallSubmitted, 'version'> = {
-    messageId: randomUUID(),
-    tenantId: cmd.tenantId,
-    aggregateType: AGGREGATE_TYPE,
-    aggregateId: id,
-    timestamp: now.toISOString(),
-    correlationId: cmd.correlationId,
     // The new call's history starts from the original's last event.
-    causationId: history[history.length - 1]?.messageId ?? null,
-    schemaVersion: SCHEMA_VERSION,
+    ...newStreamEnvelope({
+      tenantId: cmd.tenantId,
+      id,
+      now,
+      correlationId: cmd.correlationId,
+      causedBy: history.at(-1),
+    }),
     ...body,
   };
   const resultOf = (stored: StoredEvent, replayed: boolean): ReplayResult => ({
