@@ -1,16 +1,19 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
+import type { FromSchema } from 'json-schema-to-ts';
 import { HTTP_METHODS } from '../core/events';
 import { DEFAULT_RETRY, RETRY_BOUNDS, TIMEOUT_BOUNDS } from '../core/http-policy';
-import type { RetryPolicy } from '../core/events';
 import { STATUSES } from '../core/service-call';
 
 /**
- * JSON schemas of the REST API: validation of input, serialization of output, and (later) the
- * OpenAPI document, from one source.
+ * JSON schemas of the REST API: validation of input, serialization of output and the OpenAPI
+ * document, from one source. The types of request bodies are derived from them (json-schema-to-ts,
+ * through Fastify's type provider for it): there is no hand-written twin of a body to forget.
  */
 
 export const problemSchema = {
   $id: 'Problem',
   type: 'object',
+  additionalProperties: false,
   required: ['type', 'title', 'status'],
   properties: {
     type: { type: 'string' },
@@ -21,6 +24,7 @@ export const problemSchema = {
       type: 'array',
       items: {
         type: 'object',
+        additionalProperties: false,
         required: ['field', 'message'],
         properties: { field: { type: 'string' }, message: { type: 'string' } },
       },
@@ -122,21 +126,12 @@ const submitBodySchema = {
   },
 } as const;
 
-export interface SubmitBody {
-  request: {
-    method: (typeof HTTP_METHODS)[number];
-    url: string;
-    headers?: Record<string, string>;
-    body?: unknown;
-  };
-  dueAt?: string;
-  tags?: string[];
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
-}
+/** A submit body as the schema admits it (defaults filled in by the validator stay optional here). */
+export type SubmitBody = FromSchema<typeof submitBodySchema, { keepDefaultedPropertiesOptional: true }>;
 
 const submitResponse = {
   type: 'object',
+  additionalProperties: false,
   required: ['id', 'status', 'dueAt', 'createdAt'],
   properties: {
     id: { type: 'string', format: 'uuid' },
@@ -148,6 +143,7 @@ const submitResponse = {
 
 const replayResponse = {
   type: 'object',
+  additionalProperties: false,
   required: [...submitResponse.required, 'replayOf'],
   properties: { ...submitResponse.properties, replayOf: { type: 'string', format: 'uuid' } },
 } as const;
@@ -158,12 +154,14 @@ const nullableString = { type: ['string', 'null'] } as const;
 export const serviceCallViewSchema = {
   $id: 'ServiceCall',
   type: 'object',
+  additionalProperties: false,
   required: ['id', 'status', 'request', 'dueAt', 'tags', 'createdAt', 'updatedAt', 'attempts', 'result'],
   properties: {
     id: { type: 'string', format: 'uuid' },
     status: { type: 'string', enum: STATUSES },
     request: {
       type: 'object',
+      additionalProperties: false,
       required: ['method', 'url', 'headers'],
       properties: {
         method: { type: 'string' },
@@ -175,6 +173,7 @@ export const serviceCallViewSchema = {
     tags: { type: 'array', items: { type: 'string' } },
     retry: {
       type: 'object',
+      additionalProperties: false,
       properties: {
         maxAttempts: { type: 'integer' },
         initialIntervalMs: { type: 'integer' },
@@ -196,6 +195,7 @@ export const serviceCallViewSchema = {
     },
     links: {
       type: 'object',
+      additionalProperties: false,
       description: "Where to look further: the call's workflow in the Temporal Web UI (when its address is known).",
       properties: { temporalUi: { type: 'string' } },
     },
@@ -205,6 +205,7 @@ export const serviceCallViewSchema = {
       type: 'array',
       items: {
         type: 'object',
+        additionalProperties: false,
         required: ['attempt', 'startedAt', 'finishedAt', 'statusCode', 'latencyMs', 'error'],
         properties: {
           attempt: { type: 'integer' },
@@ -222,6 +223,7 @@ export const serviceCallViewSchema = {
         { type: 'null' },
         {
           type: 'object',
+          additionalProperties: false,
           required: ['outcome', 'statusCode', 'latencyMs', 'responseSnippet', 'truncated', 'error'],
           properties: {
             outcome: { type: 'string', enum: ['Succeeded', 'Failed'] },
@@ -279,7 +281,7 @@ export const batchItemSchema = {
   },
 } as const;
 
-export type BatchItem = SubmitBody & { idempotencyKey?: string };
+export type BatchItem = FromSchema<typeof batchItemSchema, { keepDefaultedPropertiesOptional: true }>;
 
 export const batchSubmitRouteSchema = {
   operationId: 'submitServiceCallBatch',
@@ -394,10 +396,6 @@ export const replayRouteSchema = {
   },
 } as const;
 
-export interface ReplayBody {
-  dueAt?: string;
-}
-
 const oneOrMany = (item: Record<string, unknown>, description: string) =>
   ({ anyOf: [item, { type: 'array', items: item, minItems: 1 }], description }) as const;
 
@@ -434,6 +432,7 @@ const bulkBodySchema = {
 
 const bulkResponse = {
   type: 'object',
+  additionalProperties: false,
   required: ['matched', 'affected', 'ids'],
   properties: {
     matched: { type: 'integer', description: 'Calls the filter matched (up to the limit), in any status.' },
@@ -466,19 +465,11 @@ export const bulkReplayRouteSchema = {
   response: { 200: bulkResponse, ...authErrors },
 } as const;
 
-export interface BulkBody {
-  filter: Record<string, unknown>;
-  limit?: number;
-}
-
-export interface RescheduleBody {
-  dueAt: string;
-}
-
 /** A call as the list shows it: the detail without `attempts` and `replays`. */
 export const serviceCallSummarySchema = {
   $id: 'ServiceCallSummary',
   type: 'object',
+  additionalProperties: false,
   required: serviceCallViewSchema.required.filter((name) => name !== 'attempts'),
   properties: (({ attempts: _attempts, replays: _replays, ...rest }) => rest)(serviceCallViewSchema.properties),
 } as const;
@@ -486,6 +477,7 @@ export const serviceCallSummarySchema = {
 export const serviceCallPageSchema = {
   $id: 'ServiceCallPage',
   type: 'object',
+  additionalProperties: false,
   required: ['items', 'nextCursor'],
   properties: {
     items: { type: 'array', items: { $ref: 'ServiceCallSummary#' } },
@@ -598,3 +590,13 @@ export const readinessRouteSchema = {
   security: [],
   response: { 200: readinessResponse, 503: readinessResponse },
 } as const;
+
+/**
+ * The type provider every route plugin uses (`fastify.withTypeProvider<TypeProvider>()`): request
+ * bodies, params and query strings are typed from the route's schema. Shared schemas referenced
+ * by `$ref` are listed so references resolve to their types too.
+ */
+export type TypeProvider = JsonSchemaToTsProvider<{
+  ValidatorSchemaOptions: { keepDefaultedPropertiesOptional: true };
+  SerializerSchemaOptions: { references: [typeof problemSchema, typeof serviceCallViewSchema] };
+}>;

@@ -60,6 +60,8 @@ function judge(
 }
 
 export async function batchRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
+  // Typed by hand, not by the type provider: the route validates only the batch's shape, so an
+  // item is `unknown` until judge() has validated it on the submit schema.
   fastify.post<{ Body: { items: unknown[] } }>(
     '/v1/service-calls/batch',
     {

@@ -12,9 +12,7 @@ import {
   bulkReplayRouteSchema,
   replayRouteSchema,
   rescheduleRouteSchema,
-  type BulkBody,
-  type ReplayBody,
-  type RescheduleBody,
+  type TypeProvider,
 } from '../schemas';
 import { idempotencyKeyOf, validateDueAt } from './service-calls';
 
@@ -23,7 +21,7 @@ import { idempotencyKeyOf, validateDueAt } from './service-calls';
  * decided by core/decider.ts on the call's stream; these handlers only validate and answer.
  */
 /** A bulk body's filter, checked as the list's query is (api/list-query.ts); empty → 400. */
-function bulkFilterOf(body: BulkBody): ListFilter {
+function bulkFilterOf(body: { filter: object; limit?: number }): ListFilter {
   const given = Object.entries(body.filter).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0));
   if (given.length === 0) {
     throw new BadRequestError(
@@ -41,28 +39,19 @@ function bulkFilterOf(body: BulkBody): ListFilter {
   }
 }
 
-export async function lifecycleRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
-  fastify.post<{ Params: { id: string }; Body: RescheduleBody }>(
-    '/v1/service-calls/:id/reschedule',
-    { schema: rescheduleRouteSchema },
-    async (request) => {
-      const dueAt = validateDueAt(request.body.dueAt, Date.now()) ?? request.body.dueAt;
-      const state = await rescheduleServiceCall(
-        deps,
-        request.tenantId,
-        request.params.id,
-        dueAt,
-        request.correlationId,
-      );
-      request.log.info(
-        { tenantId: request.tenantId, serviceCallId: state.id, dueAt: state.dueAt },
-        'service call rescheduled',
-      );
-      return toView(state);
-    },
-  );
+export async function lifecycleRoutes(instance: FastifyInstance, deps: AppDeps): Promise<void> {
+  const fastify = instance.withTypeProvider<TypeProvider>();
+  fastify.post('/v1/service-calls/:id/reschedule', { schema: rescheduleRouteSchema }, async (request) => {
+    const dueAt = validateDueAt(request.body.dueAt, Date.now()) ?? request.body.dueAt;
+    const state = await rescheduleServiceCall(deps, request.tenantId, request.params.id, dueAt, request.correlationId);
+    request.log.info(
+      { tenantId: request.tenantId, serviceCallId: state.id, dueAt: state.dueAt },
+      'service call rescheduled',
+    );
+    return toView(state);
+  });
 
-  fastify.post<{ Params: { id: string }; Body: ReplayBody | undefined }>(
+  fastify.post(
     '/v1/service-calls/:id/replay',
     {
       schema: replayRouteSchema,
@@ -92,34 +81,26 @@ export async function lifecycleRoutes(fastify: FastifyInstance, deps: AppDeps): 
     },
   );
 
-  fastify.post<{ Body: BulkBody }>(
-    '/v1/service-calls/bulk/cancel',
-    { schema: bulkCancelRouteSchema },
-    async (request) => {
-      const result = await bulkCancel(deps, request.tenantId, bulkFilterOf(request.body), request.correlationId);
-      request.log.info(
-        { tenantId: request.tenantId, matched: result.matched, affected: result.affected },
-        'bulk cancel done',
-      );
-      return result;
-    },
-  );
+  fastify.post('/v1/service-calls/bulk/cancel', { schema: bulkCancelRouteSchema }, async (request) => {
+    const result = await bulkCancel(deps, request.tenantId, bulkFilterOf(request.body), request.correlationId);
+    request.log.info(
+      { tenantId: request.tenantId, matched: result.matched, affected: result.affected },
+      'bulk cancel done',
+    );
+    return result;
+  });
 
-  fastify.post<{ Body: BulkBody }>(
-    '/v1/service-calls/bulk/replay',
-    { schema: bulkReplayRouteSchema },
-    async (request) => {
-      const filter = bulkFilterOf(request.body);
-      // Without an Idempotency-Key the body itself names the request (see bulkReplayKey).
-      const requestKey =
-        idempotencyKeyOf(request.headers['idempotency-key']) ??
-        `body:${createHash('sha256').update(JSON.stringify(request.body)).digest('base64url')}`;
-      const result = await bulkReplay(deps, request.tenantId, filter, requestKey, request.correlationId);
-      request.log.info(
-        { tenantId: request.tenantId, matched: result.matched, affected: result.affected },
-        'bulk replay done',
-      );
-      return result;
-    },
-  );
+  fastify.post('/v1/service-calls/bulk/replay', { schema: bulkReplayRouteSchema }, async (request) => {
+    const filter = bulkFilterOf(request.body);
+    // Without an Idempotency-Key the body itself names the request (see bulkReplayKey).
+    const requestKey =
+      idempotencyKeyOf(request.headers['idempotency-key']) ??
+      `body:${createHash('sha256').update(JSON.stringify(request.body)).digest('base64url')}`;
+    const result = await bulkReplay(deps, request.tenantId, filter, requestKey, request.correlationId);
+    request.log.info(
+      { tenantId: request.tenantId, matched: result.matched, affected: result.affected },
+      'bulk replay done',
+    );
+    return result;
+  });
 }

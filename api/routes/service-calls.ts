@@ -9,7 +9,7 @@ import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
 import { findReplays, findServiceCall, toView } from '../../projections/service-calls';
 import { BadRequestError, UnprocessableError } from '../problem';
-import { cancelRouteSchema, getRouteSchema, submitRouteSchema, type SubmitBody } from '../schemas';
+import { cancelRouteSchema, getRouteSchema, submitRouteSchema, type SubmitBody, type TypeProvider } from '../schemas';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Control characters other than tab would let a value split or smuggle a header.
@@ -124,8 +124,9 @@ export function submitCommandOf(
   };
 }
 
-export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
-  fastify.post<{ Body: SubmitBody }>(
+export async function serviceCallRoutes(instance: FastifyInstance, deps: AppDeps): Promise<void> {
+  const fastify = instance.withTypeProvider<TypeProvider>();
+  fastify.post(
     '/v1/service-calls',
     // The payload is sealed, never stored as text, and sent as submitted: it may hold any text.
     { schema: submitRouteSchema, config: { opaqueBody: ['request.body'] } },
@@ -149,7 +150,7 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps)
     },
   );
 
-  fastify.get<{ Params: { id: string } }>('/v1/service-calls/:id', { schema: getRouteSchema }, async (request) => {
+  fastify.get('/v1/service-calls/:id', { schema: getRouteSchema }, async (request) => {
     const { tenantId } = request;
     const { id } = request.params;
     // The read model lags the event store by a moment; right after a submit the stream answers.
@@ -166,13 +167,9 @@ export async function serviceCallRoutes(fastify: FastifyInstance, deps: AppDeps)
     };
   });
 
-  fastify.post<{ Params: { id: string } }>(
-    '/v1/service-calls/:id/cancel',
-    { schema: cancelRouteSchema },
-    async (request, reply) => {
-      const state = await cancelServiceCall(deps, request.tenantId, request.params.id, request.correlationId);
-      request.log.info({ tenantId: request.tenantId, serviceCallId: state.id }, 'service call cancelled');
-      return reply.code(202).send(toView(state));
-    },
-  );
+  fastify.post('/v1/service-calls/:id/cancel', { schema: cancelRouteSchema }, async (request, reply) => {
+    const state = await cancelServiceCall(deps, request.tenantId, request.params.id, request.correlationId);
+    request.log.info({ tenantId: request.tenantId, serviceCallId: state.id }, 'service call cancelled');
+    return reply.code(202).send(toView(state));
+  });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { activeSigningSecrets, MAX_ACTIVE_SECRETS, rotateSigningSecret } from '../../core/signing';
 import type { AppDeps } from '../app';
+import type { TypeProvider } from '../schemas';
 
 /**
  * The tenant's Standard Webhooks signing secrets: every request Punctual sends carries
@@ -11,6 +12,7 @@ const DEFAULT_GRACE_SECONDS = 24 * 3600;
 
 const secretsResponse = {
   type: 'object',
+  additionalProperties: false,
   required: ['secrets'],
   properties: {
     secrets: {
@@ -18,6 +20,7 @@ const secretsResponse = {
       description: 'Every secret that signs right now, oldest first.',
       items: {
         type: 'object',
+        additionalProperties: false,
         required: ['id', 'secret', 'createdAt', 'expiresAt'],
         properties: {
           id: { type: 'string', format: 'uuid' },
@@ -47,7 +50,8 @@ const secretsResponse = {
 const problemRef = { $ref: 'Problem#' } as const;
 const errors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 
-export async function signingSecretRoutes(fastify: FastifyInstance, deps: AppDeps): Promise<void> {
+export async function signingSecretRoutes(instance: FastifyInstance, deps: AppDeps): Promise<void> {
+  const fastify = instance.withTypeProvider<TypeProvider>();
   fastify.get(
     '/v1/signing-secrets',
     {
@@ -62,7 +66,7 @@ export async function signingSecretRoutes(fastify: FastifyInstance, deps: AppDep
     async (request) => ({ secrets: await activeSigningSecrets(deps.db, deps.keyring, request.tenantId) }),
   );
 
-  fastify.post<{ Body: { graceSeconds?: number } | undefined }>(
+  fastify.post(
     '/v1/signing-secrets/rotate',
     {
       schema: {
