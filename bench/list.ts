@@ -122,25 +122,37 @@ async function seed(pool: pg.Pool, rows: number): Promise<void> {
       const end = Math.min(rows, start + chunk - 1);
       const began = Date.now();
       await client.query(
-        `insert into service_calls
-           (tenant_id, id, status, method, url, headers, due_at, tags, created_at, updated_at, attempts, result, version)
-         select tenant_id, gen_random_uuid(), status, 'POST', 'https://target.example/hooks/' || (i % 1000),
-                '{"content-type":"application/json","authorization":"[REDACTED]"}'::jsonb,
+        `insert into service_calls (tenant_id, id, state, status, due_at, tags, created_at, version)
+         select tenant_id, id,
+                jsonb_build_object('tenantId', tenant_id, 'id', id, 'status', status,
+                  'request', jsonb_build_object('method', method, 'url', url, 'headers', headers),
+                  'dueAt', to_char(due_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'tags', to_jsonb(tags),
+                  'retry', '{"maxAttempts":1,"initialIntervalMs":1000,"backoffCoefficient":2,"maxIntervalMs":60000}'::jsonb,
+                  'timeoutMs', 10000, 'nextAttemptAt', null,
+                  'createdAt', to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                  'updatedAt', to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                  'attempts', attempts, 'result', result, 'replayOf', null, 'version', version),
+                status, due_at, tags, created_at, version
+         from (
+         select tenant_id, gen_random_uuid() as id, status, 'POST' as method,
+                'https://target.example/hooks/' || (i % 1000) as url,
+                '{"content-type":"application/json","authorization":"[REDACTED]"}'::jsonb as headers,
                 case when status = 'Scheduled' then now() + r7 * interval '7 days'
-                     else created_at + r7 * interval '1 hour' end,
+                     else created_at + r7 * interval '1 hour' end as due_at,
                 array_remove(array[case when r2 < 0.6 then 'env:prod' end,
                                    'team:' || floor(r3 * 10)::int,
                                    'customer:' || floor(r4 * 1000)::int,
-                                   case when r5 < 0.0002 then 'rare' end], null),
-                created_at, created_at + interval '1 minute',
+                                   case when r5 < 0.0002 then 'rare' end], null) as tags,
+                created_at, created_at + interval '1 minute' as updated_at,
                 case when status in ('Succeeded', 'Failed') then jsonb_build_array(jsonb_build_object(
                   'attempt', 1, 'startedAt', created_at, 'finishedAt', created_at, 'statusCode',
                   case when status = 'Succeeded' then 200 else 500 end, 'latencyMs', 40, 'error', null))
-                  else '[]'::jsonb end,
+                  else '[]'::jsonb end as attempts,
                 case when status in ('Succeeded', 'Failed') then jsonb_build_object(
                   'outcome', status, 'statusCode', case when status = 'Succeeded' then 200 else 500 end,
-                  'latencyMs', 40, 'responseSnippet', 'ok', 'truncated', false, 'error', null) end,
+                  'latencyMs', 40, 'responseSnippet', 'ok', 'truncated', false, 'error', null) end as result,
                 case when status in ('Succeeded', 'Failed') then 3 when status in ('Running', 'Cancelled') then 2 else 1 end
+                  as version
          from (
            select i, r2, r3, r4, r5, r7,
                   case when i % 2 = 0 then '${BIG}' else 'bench-t' || lpad(((i / 2) % 19 + 1)::text, 2, '0') end as tenant_id,
@@ -149,7 +161,8 @@ async function seed(pool: pg.Pool, rows: number): Promise<void> {
                   date_trunc('milliseconds', now() - interval '30 days' * (1 - i::float8 / $3)) as created_at
            from (select i, random() r1, random() r2, random() r3, random() r4, random() r5, random() r7
                  from generate_series($1::int, $2::int) as i) as g
-         ) as s`,
+         ) as s
+         ) as c`,
         [start, end, rows],
       );
       log(`seeded ${end.toLocaleString('en')} / ${rows.toLocaleString('en')} rows (${Date.now() - began} ms)`);
@@ -261,7 +274,7 @@ async function seedSubmitEvents(pool: pg.Pool): Promise<void> {
                         schema_version, data, correlation_id, causation_id, timestamp)
     select tenant_id || '/' || id, 1, gen_random_uuid(), tenant_id, 'ServiceCall', id, 'ServiceCallSubmitted', 1,
            jsonb_build_object('dueAt', due_at, 'timeoutMs', 10000, 'tags', to_jsonb(tags),
-                              'request', jsonb_build_object('method', method, 'url', url, 'headers', headers)),
+                              'request', state->'request'),
            'bench', null, created_at
     from service_calls`);
   await pool.query('vacuum (analyze) events');

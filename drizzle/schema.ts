@@ -12,6 +12,7 @@ import {
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { ServiceCallState } from '../core/service-call';
 
 /**
  * Postgres `xid8`: the 64-bit id of the transaction that wrote a row. Readers compare it with
@@ -107,30 +108,22 @@ export const apiKeys = pgTable(
 );
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
-/** Read model of service calls, built by the service-calls projection (ADR-0007). */
+/**
+ * Read model of service calls, built by the service-calls projection (ADR-0007): the call as one
+ * document (`state`), beside copies of the few fields the list filters or sorts on and of the
+ * version the upsert compares. A new field of a call lives in the document alone.
+ */
 export const serviceCalls = pgTable(
   'service_calls',
   {
     tenantId: text('tenant_id').notNull(),
     id: uuid('id').notNull(),
+    /** The folded state, with sensitive header values already redacted (ADR-0008); no request body. */
+    state: jsonb('state').$type<ServiceCallState>().notNull(),
     status: text('status').notNull(),
-    method: text('method').notNull(),
-    url: text('url').notNull(),
-    /** Request headers with sensitive values already redacted (ADR-0008). */
-    headers: jsonb('headers').notNull(),
     dueAt: timestamp('due_at', { withTimezone: true, mode: 'date' }).notNull(),
     tags: text('tags').array().notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
-    attempts: jsonb('attempts').notNull(),
-    result: jsonb('result'),
-    /** The call's retry policy and per-attempt timeout, as submitted (or defaulted). */
-    retry: jsonb('retry')
-      .notNull()
-      .default({ maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 }),
-    timeoutMs: integer('timeout_ms').notNull().default(10000),
-    /** When the next attempt is due, while a retry is pending. */
-    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }),
     /** The finished call this one replays (POST …/replay); null for a call submitted directly. */
     replayOf: uuid('replay_of'),
     /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */

@@ -1,7 +1,7 @@
-import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { serviceCalls, type ServiceCallRow } from '../drizzle/schema';
 import type { DbOrTx } from '../core/db';
-import type { AttemptRecord, CallResult, HttpMethod, StoredEvent, RetryPolicy } from '../core/events';
+import type { StoredEvent } from '../core/events';
 import { redactHeaders } from '../core/redact';
 import { evolve, type ServiceCallState, type Status } from '../core/service-call';
 import type { Logger } from '../core/logger';
@@ -14,44 +14,21 @@ import type { LogConsumer } from './relay';
 
 export const PROJECTION_NAME = 'service-calls';
 
-/** What the API shows of a call. Header values are redacted; the body is never shown. */
-export interface ServiceCallView {
-  id: string;
-  status: Status;
-  request: { method: HttpMethod; url: string; headers: Record<string, string> };
-  dueAt: string;
-  tags: string[];
-  retry: RetryPolicy;
-  timeoutMs: number;
-  nextAttemptAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-  attempts: AttemptRecord[];
-  result: CallResult | null;
-  /** The finished call this one replays; null for a call submitted directly. */
-  replayOf: string | null;
+/**
+ * What the API shows of a call: its state without the tenant and the stream version. Header values
+ * are redacted; the body is never part of it. A new field of the state is shown by adding it to
+ * the view's schema (api/schemas.ts), which is what the serializer sends.
+ */
+export type ServiceCallView = Omit<ServiceCallState, 'tenantId' | 'version'>;
+
+/** The request as the read model and the API keep it: sensitive header values redacted (ADR-0008). */
+function shownRequest(request: ServiceCallState['request']): ServiceCallState['request'] {
+  return { method: request.method, url: request.url, headers: redactHeaders(request.headers) };
 }
 
 export function toView(state: ServiceCallState): ServiceCallView {
-  return {
-    id: state.id,
-    status: state.status,
-    request: {
-      method: state.request.method,
-      url: state.request.url,
-      headers: redactHeaders(state.request.headers),
-    },
-    dueAt: state.dueAt,
-    tags: state.tags,
-    retry: state.retry,
-    timeoutMs: state.timeoutMs,
-    nextAttemptAt: state.nextAttemptAt,
-    createdAt: state.createdAt,
-    updatedAt: state.updatedAt,
-    attempts: state.attempts,
-    result: state.result,
-    replayOf: state.replayOf,
-  };
+  const { tenantId: _tenantId, version: _version, ...view } = state;
+  return { ...view, request: shownRequest(state.request) };
 }
 
 /** Ids of the calls that replay `id`, oldest first (its detail's `replays`). */
@@ -64,51 +41,35 @@ export async function findReplays(db: DbOrTx, tenantId: string, id: string): Pro
   return rows.map((r) => r.id);
 }
 
+/** The stream version column is what the upsert compares: it is the one the state carries. */
 function rowToState(row: ServiceCallRow): ServiceCallState {
-  return {
-    tenantId: row.tenantId,
-    id: row.id,
-    status: row.status as Status,
-    request: {
-      method: row.method as HttpMethod,
-      url: row.url,
-      headers: row.headers as Record<string, string>,
-    },
-    dueAt: row.dueAt.toISOString(),
-    tags: row.tags,
-    retry: row.retry as RetryPolicy,
-    timeoutMs: row.timeoutMs,
-    nextAttemptAt: row.nextAttemptAt?.toISOString() ?? null,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-    attempts: row.attempts as AttemptRecord[],
-    result: row.result as CallResult | null,
-    replayOf: row.replayOf,
-    version: row.version,
-  };
+  return { ...row.state, version: row.version };
 }
 
+/** The document, and copies of the fields the list filters or sorts on. */
 function stateToRow(state: ServiceCallState): typeof serviceCalls.$inferInsert {
   return {
     tenantId: state.tenantId,
     id: state.id,
+    state: { ...state, request: shownRequest(state.request) },
     status: state.status,
-    method: state.request.method,
-    url: state.request.url,
-    headers: redactHeaders(state.request.headers),
     dueAt: new Date(state.dueAt),
     tags: state.tags,
-    retry: state.retry,
-    timeoutMs: state.timeoutMs,
-    nextAttemptAt: state.nextAttemptAt === null ? null : new Date(state.nextAttemptAt),
     createdAt: new Date(state.createdAt),
-    updatedAt: new Date(state.updatedAt),
-    attempts: state.attempts,
-    result: state.result,
     replayOf: state.replayOf,
     version: state.version,
   };
 }
+
+/**
+ * Every column but the key takes the newer row's value: a column added to the table is updated
+ * without a list to extend.
+ */
+const UPSERT_SET = Object.fromEntries(
+  Object.entries(getTableColumns(serviceCalls))
+    .filter(([name]) => name !== 'tenantId' && name !== 'id')
+    .map(([name, column]) => [name, sql.raw(`excluded.${column.name}`)]),
+);
 
 /**
  * Applies a batch: loads the rows it touches in one query, folds the new events into them and
@@ -149,17 +110,7 @@ export async function applyEvents(
     .values(rows)
     .onConflictDoUpdate({
       target: [serviceCalls.tenantId, serviceCalls.id],
-      set: {
-        status: sql`excluded.status`,
-        headers: sql`excluded.headers`,
-        dueAt: sql`excluded.due_at`,
-        tags: sql`excluded.tags`,
-        updatedAt: sql`excluded.updated_at`,
-        attempts: sql`excluded.attempts`,
-        result: sql`excluded.result`,
-        nextAttemptAt: sql`excluded.next_attempt_at`,
-        version: sql`excluded.version`,
-      },
+      set: UPSERT_SET,
       setWhere: sql`${serviceCalls.version} < excluded.version`,
     });
   if (onUpsert !== undefined) for (const [key, event] of touched) onUpsert(states.get(key)!, event);
@@ -266,12 +217,9 @@ function listBranch(tenantId: string, filter: ListFilter, status: Status | undef
       sql`(${serviceCalls.createdAt}, ${serviceCalls.id}) < (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`,
     );
   }
-  return sql`select ${serviceCalls.id} as id, ${serviceCalls.status} as status, ${serviceCalls.method} as method,
-      ${serviceCalls.url} as url, ${serviceCalls.headers} as headers, ${serviceCalls.dueAt} as due_at,
-      ${serviceCalls.tags} as tags, ${serviceCalls.retry} as retry, ${serviceCalls.timeoutMs} as timeout_ms,
-      ${serviceCalls.nextAttemptAt} as next_attempt_at, ${serviceCalls.createdAt} as created_at,
-      ${serviceCalls.updatedAt} as updated_at, ${serviceCalls.result} as result,
-      ${serviceCalls.replayOf} as replay_of, ${POSITION_TEXT} as position
+  // The list shows no attempts: they stay in the database.
+  return sql`select ${serviceCalls.id} as id, ${serviceCalls.state} - 'attempts' as state,
+      ${serviceCalls.createdAt} as created_at, ${POSITION_TEXT} as position
     from ${serviceCalls}
     where ${sql.join(where, sql` and `)}
     order by ${serviceCalls.createdAt} desc, ${serviceCalls.id} desc
@@ -296,24 +244,9 @@ export function listQuery(tenantId: string, filter: ListFilter): SQL {
 
 interface ListRow extends Record<string, unknown> {
   id: string;
-  status: string;
-  method: string;
-  url: string;
-  headers: Record<string, string>;
-  /** Raw statements return timestamptz as Postgres text (drizzle's driver settings). */
-  due_at: string | Date;
-  tags: string[];
-  retry: RetryPolicy;
-  timeout_ms: number;
-  next_attempt_at: string | Date | null;
-  created_at: string | Date;
-  updated_at: string | Date;
-  result: CallResult | null;
-  replay_of: string | null;
+  state: Omit<ServiceCallState, 'attempts'>;
   position: string;
 }
-
-const isoOf = (value: string | Date): string => new Date(value).toISOString();
 
 /** One page of a tenant's calls, newest first, from the read model only. */
 export async function listServiceCalls(db: DbOrTx, tenantId: string, filter: ListFilter): Promise<ListPage> {
@@ -321,20 +254,10 @@ export async function listServiceCalls(db: DbOrTx, tenantId: string, filter: Lis
   const page = rows.slice(0, filter.limit);
   const last = page[page.length - 1];
   return {
-    items: page.map((row) => ({
-      id: row.id,
-      status: row.status as Status,
-      request: { method: row.method as HttpMethod, url: row.url, headers: redactHeaders(row.headers) },
-      dueAt: isoOf(row.due_at),
-      tags: row.tags,
-      retry: row.retry,
-      timeoutMs: row.timeout_ms,
-      nextAttemptAt: row.next_attempt_at === null ? null : isoOf(row.next_attempt_at),
-      createdAt: isoOf(row.created_at),
-      updatedAt: isoOf(row.updated_at),
-      result: row.result,
-      replayOf: row.replay_of,
-    })),
+    items: page.map((row) => {
+      const { attempts: _attempts, ...summary } = toView({ ...row.state, attempts: [] });
+      return summary;
+    }),
     next: rows.length > filter.limit && last !== undefined ? { createdAt: last.position, id: last.id } : null,
   };
 }

@@ -294,9 +294,14 @@ describe('pagination', () => {
       rows.push({ id: randomUUID(), at: `2001-02-03T04:05:06.${micros}Z` });
     }
     await env.database.pool.query(
-      `insert into service_calls (tenant_id, id, status, method, url, headers, due_at, tags, created_at, updated_at, attempts, result, version)
-       select $1, r.id::uuid, 'Cancelled', 'GET', 'https://example.com/', '{}'::jsonb, r.at::timestamptz, array[$2],
-              r.at::timestamptz, r.at::timestamptz, '[]'::jsonb, null, 2
+      `insert into service_calls (tenant_id, id, state, status, due_at, tags, created_at, version)
+       select $1, r.id::uuid,
+              jsonb_build_object('tenantId', $1::text, 'id', r.id, 'status', 'Cancelled',
+                'request', jsonb_build_object('method', 'GET', 'url', 'https://example.com/', 'headers', '{}'::jsonb),
+                'dueAt', r.at, 'tags', jsonb_build_array($2::text), 'retry', '{}'::jsonb, 'timeoutMs', 10000,
+                'nextAttemptAt', null, 'createdAt', r.at, 'updatedAt', r.at, 'attempts', '[]'::jsonb,
+                'result', null, 'replayOf', null, 'version', 2),
+              'Cancelled', r.at::timestamptz, array[$2], r.at::timestamptz, 2
        from jsonb_to_recordset($3::jsonb) as r(id text, at text)`,
       [tenantId, tag, JSON.stringify(rows)],
     );

@@ -99,7 +99,7 @@ test('the projection stopped and restarted mid-stream ends equal to a rebuild fr
   const statuses = rows.map((r) => r.status).sort();
   assert.ok(statuses.includes('Succeeded') && statuses.includes('Failed') && statuses.includes('Cancelled'));
   assert.ok(
-    rows.every((r) => JSON.stringify(r.headers).includes('[REDACTED]')),
+    rows.every((r) => JSON.stringify(r.state.request.headers).includes('[REDACTED]')),
     'headers are stored redacted',
   );
 });
