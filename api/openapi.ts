@@ -4,13 +4,17 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { CALL_ID, PROBLEM_EXAMPLES } from './examples';
 import { encodeCursor, parseListQuery } from './list-query';
 
 /**
  * The OpenAPI 3.1 document, generated from the route schemas by @fastify/swagger and served at
  * /openapi.json, with Swagger UI at /docs (its assets ship in the package: no CDN, works offline).
- * What JSON Schema cannot say (problem+json media type, response headers, examples, the
- * Idempotency-Key header) is added here, keyed by operationId.
+ * Each route's descriptions, examples and headers sit in its own schema (api/schemas.ts says
+ * how). What is added here holds for every operation alike: the problem+json media type and a
+ * problem example per status, `Retry-After` on 429 and 503, a description per status, HEAD
+ * beside GET, an example cursor made for the other parameters' examples, request examples due
+ * tomorrow, and the `x-idempotency-key` and `x-body-optional` extensions turned into OpenAPI.
  */
 
 type Json = Record<string, unknown>;
@@ -29,24 +33,6 @@ function packageVersion(): string {
   }
 }
 
-const CALL_ID = '3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10';
-const CREATED_AT = '2029-12-31T18:00:00.000Z';
-const DUE_AT = '2030-01-01T09:00:00.000Z';
-
-const requestExample = {
-  request: {
-    method: 'POST',
-    url: 'https://api.example.com/invoices/42/remind',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer s3cr3t' },
-    body: { invoiceId: 42, channel: 'email' },
-  },
-  // Replaced by a time a day ahead when the document is made: a call is due at most 366 days ahead.
-  dueAt: '2030-01-01T10:00:00+01:00',
-  tags: ['billing', 'reminders'],
-  retry: { maxAttempts: 3 },
-  timeoutMs: 5000,
-};
-
 /** An instant a day from now, on the hour: a dueAt the API accepts today. */
 function tomorrow(): string {
   const at = new Date(Date.now() + 24 * 3600 * 1000);
@@ -54,18 +40,15 @@ function tomorrow(): string {
   return at.toISOString().replace('.000Z', 'Z');
 }
 
-/** Request examples that carry a dueAt, made when the document is: a call is due at most 366 days ahead. */
-const DATED_REQUESTS: Record<string, () => Json> = {
-  submitServiceCall: () => ({ ...requestExample, dueAt: tomorrow() }),
-  submitServiceCallBatch: () => ({
-    items: [
-      { ...requestExample, dueAt: tomorrow(), idempotencyKey: 'invoice-42-reminder' },
-      { request: { method: 'GET', url: 'http://localhost:8080/admin' } },
-    ],
-  }),
-  rescheduleServiceCall: () => ({ dueAt: tomorrow() }),
-  replayServiceCall: () => ({ dueAt: tomorrow() }),
-};
+/** A request example with every `dueAt` in it moved to tomorrow: a call is due at most 366 days ahead. */
+function redated(example: unknown): unknown {
+  if (Array.isArray(example)) return example.map(redated);
+  const record = asRecord(example);
+  if (record === undefined) return example;
+  return Object.fromEntries(
+    Object.entries(record).map(([key, value]) => [key, key === 'dueAt' ? tomorrow() : redated(value)]),
+  );
+}
 
 /**
  * A cursor is bound to the filters it was made with: the example cursor is one made for the
@@ -87,190 +70,6 @@ function exampleCursor(parameters: unknown[]): string | undefined {
     return undefined;
   }
 }
-
-/** What the example call's one attempt got back: in its attempt record and as its result. */
-const answerExample = {
-  statusCode: 202,
-  latencyMs: 171,
-  error: null,
-  responseSnippet: '{"queued":true}',
-  snippetEncoding: 'utf8',
-  truncated: false,
-  responseHeaders: { 'content-type': 'application/json' },
-};
-
-const summaryExample = {
-  id: CALL_ID,
-  status: 'Succeeded',
-  request: {
-    method: 'POST',
-    url: 'https://api.example.com/invoices/42/remind',
-    headers: { 'content-type': 'application/json', authorization: '[REDACTED]' },
-  },
-  dueAt: DUE_AT,
-  tags: ['billing', 'reminders'],
-  retry: { maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
-  timeoutMs: 5000,
-  nextAttemptAt: null,
-  createdAt: CREATED_AT,
-  updatedAt: '2030-01-01T09:00:00.182Z',
-  result: { outcome: 'Succeeded', ...answerExample },
-};
-
-const detailExample = {
-  ...summaryExample,
-  attempts: [
-    {
-      attempt: 1,
-      startedAt: '2030-01-01T09:00:00.004Z',
-      finishedAt: '2030-01-01T09:00:00.175Z',
-      ...answerExample,
-    },
-  ],
-};
-
-const cancelledExample = {
-  ...detailExample,
-  status: 'Cancelled',
-  updatedAt: '2029-12-31T20:15:00.000Z',
-  attempts: [],
-  result: null,
-};
-
-const problems: Record<string, Json> = {
-  '400': {
-    type: 'about:blank',
-    title: 'Bad Request',
-    status: 400,
-    detail: 'request.url: must use http or https',
-    errors: [{ field: 'request.url', message: 'request.url: must use http or https' }],
-  },
-  '401': { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'unknown or revoked API key' },
-  '404': { type: 'about:blank', title: 'Not Found', status: 404, detail: `service call ${CALL_ID} not found` },
-  '409': {
-    type: 'about:blank',
-    title: 'Conflict',
-    status: 409,
-    detail: 'the call is Running and can no longer be cancelled',
-  },
-  '413': {
-    type: 'about:blank',
-    title: 'Payload Too Large',
-    status: 413,
-    detail: 'the request body is larger than 1 MiB',
-  },
-  '415': { type: 'about:blank', title: 'Unsupported Media Type', status: 415, detail: 'send application/json' },
-  '422': {
-    type: 'about:blank',
-    title: 'Unprocessable Content',
-    status: 422,
-    detail: 'this Idempotency-Key was already used with a different request',
-  },
-  '429': { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'rate limit exceeded; retry in 1 s' },
-  '503': {
-    type: 'about:blank',
-    title: 'Service Unavailable',
-    status: 503,
-    detail: 'the database is unavailable; retry shortly',
-  },
-};
-
-/** Problems that read better per operation than the generic ones above. */
-const OPERATION_PROBLEMS: Record<string, Record<string, Json>> = {
-  listServiceCalls: {
-    '400': {
-      type: 'about:blank',
-      title: 'Bad Request',
-      status: 400,
-      detail: 'limit: must be an integer from 1 to 200',
-      errors: [{ field: 'limit', message: 'limit: must be an integer from 1 to 200' }],
-    },
-  },
-  getServiceCall: {
-    '400': {
-      type: 'about:blank',
-      title: 'Bad Request',
-      status: 400,
-      detail: 'params.id must match format "uuid"',
-      errors: [{ field: 'params.id', message: 'must match format "uuid"' }],
-    },
-  },
-};
-
-/** Operations that take an Idempotency-Key header, and what it does for each. */
-const IDEMPOTENT_OPERATIONS: Record<string, string> = {
-  bulkReplayServiceCalls:
-    'Each replay this request makes is keyed by this key and its original: the same request again replays nothing twice. Without it, a digest of the body stands in.',
-  submitServiceCall:
-    'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
-  replayServiceCall:
-    'Makes the replay safe to retry: the same key and body give the same new call (200 with `Idempotent-Replayed: true`); the same key with another original or body → 422. Shares the tenant’s key space with submits.',
-};
-
-/** Per operation: the request body example and one example per success status. */
-const EXAMPLES: Record<string, { request?: unknown; responses: Record<string, unknown> }> = {
-  submitServiceCall: {
-    request: requestExample,
-    responses: {
-      '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT },
-      '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT },
-    },
-  },
-  submitServiceCallBatch: {
-    responses: {
-      '200': {
-        items: [
-          { status: 202, id: CALL_ID, dueAt: DUE_AT, createdAt: CREATED_AT },
-          {
-            status: 422,
-            error: {
-              type: 'about:blank',
-              title: 'Unprocessable Content',
-              status: 422,
-              detail: 'request.url: localhost is a loopback name',
-              errors: [{ field: 'request.url', message: 'request.url: localhost is a loopback name' }],
-            },
-          },
-        ],
-      },
-    },
-  },
-  getServiceCall: { responses: { '200': detailExample } },
-  cancelServiceCall: { responses: { '202': cancelledExample } },
-  bulkCancelServiceCalls: {
-    request: { filter: { tag: 'billing', status: 'Scheduled' }, limit: 500 },
-    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
-  },
-  bulkReplayServiceCalls: {
-    request: { filter: { status: ['Failed'], createdAfter: '2030-01-01T00:00:00Z' } },
-    responses: { '200': { matched: 1, affected: 1, ids: [CALL_ID] } },
-  },
-  replayServiceCall: {
-    responses: {
-      '202': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
-      '200': { id: CALL_ID, status: 'Scheduled', dueAt: DUE_AT, createdAt: CREATED_AT, replayOf: CALL_ID },
-    },
-  },
-  rescheduleServiceCall: {
-    responses: { '200': { ...cancelledExample, status: 'Scheduled', dueAt: '2030-01-01T08:00:00.000Z' } },
-  },
-  listServiceCalls: {
-    responses: {
-      '200': {
-        items: [summaryExample],
-        nextCursor:
-          'eyJ2IjoxLCJ0IjoiMjAyOS0xMi0zMVQxODowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJRbVZ5aXlfR2g2Q2cifQ',
-      },
-    },
-  },
-  health: { responses: { '200': { status: 'ok' } } },
-  readiness: {
-    responses: {
-      '200': { status: 'ready', checks: { postgres: true, temporal: true } },
-      '503': { status: 'not ready', checks: { postgres: true, temporal: false } },
-    },
-  },
-};
 
 const DESCRIPTIONS: Record<string, string> = {
   '200': 'OK',
@@ -323,9 +122,6 @@ const metricsPathItem = {
   },
 };
 
-/** Operations whose request body may be left out altogether. */
-const OPTIONAL_BODY = new Set(['rotateSigningSecret']);
-
 /**
  * Fastify answers HEAD on every GET route (exposeHeadRoutes): the same statuses and headers,
  * never a body. Described as such, from the finished GET operation.
@@ -346,13 +142,16 @@ function headOperation(get: Json): Json {
 }
 
 /** Adds what the route schemas cannot carry; mutates and returns the generated document. */
-function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
+/** Response examples of the routes, by "operationId status", read from their schemas as they are registered. */
+type RouteExamples = Map<string, unknown>;
+
+function completeDocument(doc: Json, examples: RouteExamples, opts: { metrics?: boolean } = {}): Json {
   if (opts.metrics === true) {
     const paths = asRecord(doc.paths);
     if (paths !== undefined && paths['/metrics'] === undefined) paths['/metrics'] = structuredClone(metricsPathItem);
   }
   const paths = asRecord(doc.paths) ?? {};
-  completeOperations(paths);
+  completeOperations(paths, examples);
   for (const pathItem of Object.values(paths)) {
     const item = asRecord(pathItem);
     const get = asRecord(item?.get);
@@ -361,22 +160,18 @@ function completeDocument(doc: Json, opts: { metrics?: boolean } = {}): Json {
   return doc;
 }
 
-function completeOperations(paths: Json): void {
+function completeOperations(paths: Json, examples: RouteExamples): void {
   for (const pathItem of Object.values(paths)) {
     for (const operationValue of Object.values(asRecord(pathItem) ?? {})) {
       const operation = asRecord(operationValue);
       if (operation === undefined) continue;
-      const examples = EXAMPLES[String(operation.operationId)];
-      const body = asRecord(asRecord(asRecord(operation.requestBody)?.content)?.['application/json']);
-      const dated = DATED_REQUESTS[String(operation.operationId)];
-      if (body !== undefined && (examples?.request !== undefined || dated !== undefined)) {
-        body.example = dated?.() ?? examples?.request;
-      }
       const requestBody = asRecord(operation.requestBody);
-      if (requestBody !== undefined && OPTIONAL_BODY.has(String(operation.operationId))) requestBody.required = false;
+      const body = asRecord(asRecord(requestBody?.content)?.['application/json']);
+      if (body?.example !== undefined) body.example = redated(body.example);
+      if (operation['x-body-optional'] === true && requestBody !== undefined) requestBody.required = false;
+      delete operation['x-body-optional'];
 
-      const responses = asRecord(operation.responses) ?? {};
-      for (const [status, responseValue] of Object.entries(responses)) {
+      for (const [status, responseValue] of Object.entries(asRecord(operation.responses) ?? {})) {
         const response = asRecord(responseValue);
         if (response === undefined) continue;
         if (response.description === 'Default Response' && DESCRIPTIONS[status] !== undefined) {
@@ -384,35 +179,25 @@ function completeOperations(paths: Json): void {
         }
         const content = asRecord(response.content);
         const json = asRecord(content?.['application/json']);
+        // The generator keeps an `examples` beside a `$ref` only when the schema is inline.
+        if (json !== undefined && json.example === undefined) {
+          const fromRoute = examples.get(`${String(operation.operationId)} ${status}`);
+          if (fromRoute !== undefined) json.example = fromRoute;
+        }
         if (content !== undefined && json !== undefined && asRecord(json.schema)?.$ref === PROBLEM_REF) {
           delete content['application/json'];
-          const example =
-            OPERATION_PROBLEMS[String(operation.operationId)]?.[status] ?? problems[status] ?? problems['400'];
+          const example = json.example ?? PROBLEM_EXAMPLES[status] ?? PROBLEM_EXAMPLES['400'];
           content[PROBLEM_MEDIA] = { ...json, example };
-        } else if (json !== undefined && examples?.responses[status] !== undefined) {
-          json.example = examples.responses[status];
-        } else if (json !== undefined && json.example === undefined) {
-          // A route that keeps its example in its schema (`example`, or `examples: [...]`).
-          const schema = asRecord(json.schema);
-          const fromSchema =
-            schema?.example ?? (Array.isArray(schema?.examples) ? (schema.examples as unknown[])[0] : undefined);
-          if (fromSchema !== undefined) json.example = fromSchema;
         }
         const headers: Json = asRecord(response.headers) ?? {};
         if (status === '429' || status === '503') headers['Retry-After'] = retryAfter;
-        if (operation.operationId === 'submitServiceCall' && (status === '202' || status === '200')) {
-          headers.Location = {
-            description: 'Where the call can be read: `/v1/service-calls/{id}`.',
-            schema: { type: 'string' },
-            example: `/v1/service-calls/${CALL_ID}`,
-          };
-        }
-        if (operation.operationId === 'submitServiceCall' && status === '200') {
-          headers['Idempotent-Replayed'] = {
-            description: 'Present on a replay: this answer is the one given to the first submit with this key.',
-            schema: { type: 'string', enum: ['true'] },
-            example: 'true',
-          };
+        // A header's example sits in its schema in the route; OpenAPI wants it on the header.
+        for (const header of Object.values(headers)) {
+          const h = asRecord(header);
+          const schema = asRecord(h?.schema);
+          if (h === undefined || schema === undefined || !Array.isArray(schema.examples)) continue;
+          h.schema = (({ examples: _examples, ...rest }) => rest)(schema);
+          h.example ??= (schema.examples as unknown[])[0];
         }
         if (Object.keys(headers).length > 0) response.headers = headers;
       }
@@ -420,16 +205,15 @@ function completeOperations(paths: Json): void {
       const parameters = Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : [];
       for (const parameter of parameters) {
         const p = asRecord(parameter);
-        if (p?.in === 'path' && p.name === 'id' && p.example === undefined) p.example = CALL_ID;
         if (p?.in === 'query' && p.name === 'cursor') {
           const cursor = exampleCursor(parameters);
           if (cursor !== undefined) p.example = cursor;
         }
       }
 
-      const keyed = IDEMPOTENT_OPERATIONS[String(operation.operationId)];
-      if (keyed !== undefined) {
-        const parameters = Array.isArray(operation.parameters) ? (operation.parameters as unknown[]) : [];
+      const keyed = operation['x-idempotency-key'];
+      delete operation['x-idempotency-key'];
+      if (typeof keyed === 'string') {
         parameters.push({
           name: 'Idempotency-Key',
           in: 'header',
@@ -446,6 +230,15 @@ function completeOperations(paths: Json): void {
 
 export const openApiPlugin = fp(
   async (fastify: FastifyInstance) => {
+    const examples: RouteExamples = new Map();
+    fastify.addHook('onRoute', (route) => {
+      const schema = asRecord(route.schema);
+      for (const [status, response] of Object.entries(asRecord(schema?.response) ?? {})) {
+        const given = asRecord(response)?.examples;
+        if (Array.isArray(given) && given.length > 0)
+          examples.set(`${String(schema?.operationId)} ${status}`, given[0]);
+      }
+    });
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -475,7 +268,7 @@ export const openApiPlugin = fp(
       },
       transformObject: (documentObject) => {
         if ('openapiObject' in documentObject) {
-          return completeDocument(documentObject.openapiObject, {
+          return completeDocument(documentObject.openapiObject, examples, {
             metrics: fastify.hasRoute({ method: 'GET', url: '/metrics' }),
           });
         }

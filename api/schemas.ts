@@ -3,11 +3,30 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { HTTP_METHODS } from '../core/events';
 import { DEFAULT_RETRY, RETRY_BOUNDS, TIMEOUT_BOUNDS } from '../core/http-policy';
 import { STATUSES } from '../core/service-call';
+import {
+  acceptedExample,
+  badRequestExample,
+  batchAnswerExample,
+  batchExample,
+  bulkAnswerExample,
+  CALL_ID,
+  cancelledExample,
+  detailExample,
+  pageExample,
+  replayAnswerExample,
+  rescheduledExample,
+  submitExample,
+} from './examples';
 
 /**
  * JSON schemas of the REST API: validation of input, serialization of output and the OpenAPI
  * document, from one source. The types of request bodies are derived from them (json-schema-to-ts,
  * through Fastify's type provider for it): there is no hand-written twin of a body to forget.
+ *
+ * A route's documentation sits in its schema: `summary`, `description`, `examples` beside the
+ * body or response they illustrate, response `headers`, and two extensions that api/openapi.ts
+ * turns into OpenAPI: `x-idempotency-key` (the operation takes an `Idempotency-Key` header; its
+ * value says what the key does there) and `x-body-optional` (the body may be left out).
  */
 
 export const problemSchema = {
@@ -243,10 +262,16 @@ const serviceCallRef = { $ref: 'ServiceCall#' } as const;
 const idParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
+  properties: { id: { type: 'string', format: 'uuid', examples: [CALL_ID] } },
 } as const;
 
 const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
+
+const locationHeader = {
+  type: 'string',
+  description: 'Where the call can be read: `/v1/service-calls/{id}`.',
+  examples: [`/v1/service-calls/${CALL_ID}`],
+} as const;
 
 export const submitRouteSchema = {
   operationId: 'submitServiceCall',
@@ -254,10 +279,24 @@ export const submitRouteSchema = {
   description:
     'Accepts a call to run now or at `dueAt`. The answer means it is stored durably. With an `Idempotency-Key`, the same request again answers 200 with the same id and `Idempotent-Replayed: true`; the same key with another request answers 422.',
   summary: 'Submit a service call',
-  body: submitBodySchema,
+  'x-idempotency-key':
+    'Makes the submit safe to retry: the same key and request give the same call (200 with `Idempotent-Replayed: true`); the same key with another request → 422. Scoped to the tenant.',
+  body: { ...submitBodySchema, examples: [submitExample] },
   response: {
-    200: submitResponse,
-    202: submitResponse,
+    200: {
+      ...submitResponse,
+      examples: [acceptedExample],
+      headers: {
+        Location: locationHeader,
+        'Idempotent-Replayed': {
+          type: 'string',
+          enum: ['true'],
+          description: 'Present on a replay: this answer is the one given to the first submit with this key.',
+          examples: ['true'],
+        },
+      },
+    },
+    202: { ...submitResponse, examples: [acceptedExample], headers: { Location: locationHeader } },
     413: problemRef,
     415: problemRef,
     422: problemRef,
@@ -298,6 +337,7 @@ export const batchSubmitRouteSchema = {
     type: 'object',
     additionalProperties: false,
     required: ['items'],
+    examples: [batchExample],
     properties: {
       items: { type: 'array', minItems: 1, maxItems: BATCH_ITEMS_MAX, items: batchItemSchema },
     },
@@ -306,6 +346,7 @@ export const batchSubmitRouteSchema = {
     200: {
       type: 'object',
       required: ['items'],
+      examples: [batchAnswerExample],
       properties: {
         items: {
           type: 'array',
@@ -340,7 +381,23 @@ export const getRouteSchema = {
     "A call this tenant owns, with its attempts and result; another tenant's id answers 404 like an unknown one.",
   summary: 'Show one service call',
   params: idParams,
-  response: { 200: serviceCallRef, 404: problemRef, ...authErrors },
+  response: {
+    200: { ...serviceCallRef, examples: [detailExample] },
+    404: problemRef,
+    ...authErrors,
+    400: {
+      ...problemRef,
+      examples: [
+        {
+          type: 'about:blank',
+          title: 'Bad Request',
+          status: 400,
+          detail: 'params.id must match format "uuid"',
+          errors: [{ field: 'params.id', message: 'must match format "uuid"' }],
+        },
+      ],
+    },
+  },
 } as const;
 
 export const cancelRouteSchema = {
@@ -349,7 +406,12 @@ export const cancelRouteSchema = {
   description: 'Cancels a call that is still `Scheduled`: it will never run. Once `Running` or finished → 409.',
   summary: 'Cancel a scheduled service call',
   params: idParams,
-  response: { 202: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
+  response: {
+    202: { ...serviceCallRef, examples: [cancelledExample] },
+    404: problemRef,
+    409: problemRef,
+    ...authErrors,
+  },
 } as const;
 
 const dueAtProperty = {
@@ -370,8 +432,14 @@ export const rescheduleRouteSchema = {
     additionalProperties: false,
     required: ['dueAt'],
     properties: { dueAt: dueAtProperty },
+    examples: [{ dueAt: '2030-01-01T10:00:00+01:00' }],
   },
-  response: { 200: serviceCallRef, 404: problemRef, 409: problemRef, ...authErrors },
+  response: {
+    200: { ...serviceCallRef, examples: [rescheduledExample] },
+    404: problemRef,
+    409: problemRef,
+    ...authErrors,
+  },
 } as const;
 
 export const replayRouteSchema = {
@@ -384,11 +452,18 @@ export const replayRouteSchema = {
     'While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
     'and body again → 200 with the same new call; the same key with another body → 422.',
   summary: 'Replay a finished service call',
+  'x-idempotency-key':
+    'Makes the replay safe to retry: the same key and body give the same new call (200 with `Idempotent-Replayed: true`); the same key with another original or body → 422. Shares the tenant’s key space with submits.',
   params: idParams,
-  body: { type: 'object', additionalProperties: false, properties: { dueAt: dueAtProperty } },
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { dueAt: dueAtProperty },
+    examples: [{ dueAt: '2030-01-01T10:00:00+01:00' }],
+  },
   response: {
-    202: replayResponse,
-    200: replayResponse,
+    202: { ...replayResponse, examples: [replayAnswerExample] },
+    200: { ...replayResponse, examples: [replayAnswerExample] },
     404: problemRef,
     409: problemRef,
     422: problemRef,
@@ -448,8 +523,8 @@ export const bulkCancelRouteSchema = {
     "Cancels every matching call of the caller's tenant that is still `Scheduled`; the others are counted in " +
     '`matched` only. A call that became due meanwhile is skipped, never half-cancelled. `ids`: the calls cancelled.',
   summary: 'Cancel the scheduled calls a filter matches',
-  body: bulkBodySchema,
-  response: { 200: bulkResponse, ...authErrors },
+  body: { ...bulkBodySchema, examples: [{ filter: { tag: 'billing', status: 'Scheduled' }, limit: 500 }] },
+  response: { 200: { ...bulkResponse, examples: [bulkAnswerExample] }, ...authErrors },
 } as const;
 
 export const bulkReplayRouteSchema = {
@@ -461,8 +536,10 @@ export const bulkReplayRouteSchema = {
     "(or, without one, from a digest of the body) and the original's id: the same bulk request again replays nothing " +
     'twice (`affected: 0` for those). `ids`: the new calls.',
   summary: 'Replay the finished calls a filter matches',
-  body: bulkBodySchema,
-  response: { 200: bulkResponse, ...authErrors },
+  'x-idempotency-key':
+    'Each replay this request makes is keyed by this key and its original: the same request again replays nothing twice. Without it, a digest of the body stands in.',
+  body: { ...bulkBodySchema, examples: [{ filter: { status: ['Failed'], createdAfter: '2030-01-01T00:00:00Z' } }] },
+  response: { 200: { ...bulkResponse, examples: [bulkAnswerExample] }, ...authErrors },
 } as const;
 
 /** A call as the list shows it: the detail without `attempts` and `replays`. */
@@ -524,7 +601,7 @@ const listQuerySchema = {
       type: 'string',
       format: 'uuid',
       description: 'Only the replays of this call.',
-      examples: ['3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10'],
+      examples: [CALL_ID],
     },
     limit: {
       type: 'integer',
@@ -551,7 +628,11 @@ export const listRouteSchema = {
   description:
     "This tenant's calls, newest first (`createdAt`, then `id`, descending), from the read model: a call submitted a moment ago may take a moment to appear. Filters combine with AND. Walking the pages with `nextCursor` returns every matching call exactly once, also while new calls arrive.",
   querystring: listQuerySchema,
-  response: { 200: { $ref: 'ServiceCallPage#' }, ...authErrors },
+  response: {
+    200: { $ref: 'ServiceCallPage#', examples: [pageExample] },
+    ...authErrors,
+    400: { ...problemRef, examples: [badRequestExample('limit', 'must be an integer from 1 to 200')] },
+  },
 } as const;
 
 const healthResponse = {
@@ -579,7 +660,7 @@ export const healthRouteSchema = {
   summary: 'Liveness',
   description: 'Answers 200 while the process serves requests. Needs no key.',
   security: [],
-  response: { 200: healthResponse },
+  response: { 200: { ...healthResponse, examples: [{ status: 'ok' }] } },
 } as const;
 
 export const readinessRouteSchema = {
@@ -588,7 +669,10 @@ export const readinessRouteSchema = {
   summary: 'Readiness',
   description: 'Answers 200 only when PostgreSQL and Temporal both answer, else 503. Needs no key.',
   security: [],
-  response: { 200: readinessResponse, 503: readinessResponse },
+  response: {
+    200: { ...readinessResponse, examples: [{ status: 'ready', checks: { postgres: true, temporal: true } }] },
+    503: { ...readinessResponse, examples: [{ status: 'not ready', checks: { postgres: true, temporal: false } }] },
+  },
 } as const;
 
 /**

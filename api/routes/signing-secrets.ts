@@ -35,16 +35,18 @@ const secretsResponse = {
       },
     },
   },
-  example: {
-    secrets: [
-      {
-        id: '0b9f5c7e-3c1a-4f55-9a0e-2f1d7c7b9e21',
-        secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-        createdAt: '2026-11-27T12:00:00.000Z',
-        expiresAt: null,
-      },
-    ],
-  },
+  examples: [
+    {
+      secrets: [
+        {
+          id: '0b9f5c7e-3c1a-4f55-9a0e-2f1d7c7b9e21',
+          secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+          createdAt: '2026-11-27T12:00:00.000Z',
+          expiresAt: null,
+        },
+      ],
+    },
+  ],
 } as const;
 
 const problemRef = { $ref: 'Problem#' } as const;
@@ -76,6 +78,7 @@ export async function signingSecretRoutes(instance: FastifyInstance, deps: AppDe
         description:
           'Creates a new secret. Every secret that signs now keeps signing for at most `graceSeconds` (default one day), so targets can switch without rejecting a request; `graceSeconds: 0` retires all of them at once (a leaked one too). ' +
           `At most ${MAX_ACTIVE_SECRETS} secrets sign at once: a rotation beyond retires the oldest. The body is optional.`,
+        'x-body-optional': true,
         body: {
           type: ['object', 'null'],
           additionalProperties: false,
