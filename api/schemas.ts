@@ -304,7 +304,7 @@ export const submitRouteSchema = {
   },
 } as const;
 
-export const BATCH_ITEMS_MAX = 1000;
+const BATCH_ITEMS_MAX = 1000;
 /** Room for 1,000 ordinary items (a few KiB each); a single submit keeps its 1 MiB. */
 export const BATCH_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 

@@ -90,7 +90,7 @@ const NOT_SENT_MAX_WAIT_MS = 30_000;
  * Workflows that started an attempt before attempts became local activities replay it as the
  * activity it was; every later one takes the local path.
  */
-export const LOCAL_ATTEMPTS_PATCH = 'attempts-as-local-activities';
+const LOCAL_ATTEMPTS_PATCH = 'attempts-as-local-activities';
 
 function attemptActivities(timeoutMs: number, revision: number) {
   // Room for the HTTP timeout, the wait for dueAt after an early timer, and for recording while

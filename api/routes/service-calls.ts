@@ -77,7 +77,7 @@ export function idempotencyKeyOf(given: string | string[] | undefined, field = '
   return given;
 }
 
-export function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
+function toRequestSpec(input: SubmitBody['request']): HttpRequestSpec {
   let body: RequestBody | null = null;
   if (input.body !== undefined) {
     if (input.method === 'HEAD') throw new BadRequestError('request.body', 'a HEAD request cannot carry a body');
