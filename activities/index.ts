@@ -6,11 +6,12 @@ import { NotDueError, NotFoundError, type Command } from '../core/decider';
 import type { AttemptRecord, ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { isConnectionError, pgErrorOf } from '../core/db';
 import { ConcurrencyError, readStream } from '../core/event-store';
-import { isSuccessStatus } from '../core/http-policy';
+import { ATTEMPT_FAILURE, isSuccessStatus } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { fold, type ServiceCallState, type Status } from '../core/service-call';
-import { httpAttemptDuration, timerLateness } from '../core/metrics';
+import { callbackDue, fold, type CallbackStatus, type ServiceCallState, type Status } from '../core/service-call';
+import { callbackDeliveryDuration, httpAttemptDuration, timerLateness } from '../core/metrics';
+import { toView } from '../core/view';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
 import { FailureType } from '../workflows/failure-types';
 import { encodeBody, hasHeader, performHttpRequest, type HttpAttemptOutcome, type OutgoingRequest } from './http';
@@ -28,6 +29,19 @@ export interface ActivityDeps extends Deps {
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
 const MAX_EARLY_WAIT_MS = 20_000;
+
+/** What a callback delivery attempt leaves for the workflow. */
+export interface CallbackReport {
+  /** The callback's status after it: Pending means not settled, and the activity failed instead. */
+  status: CallbackStatus;
+}
+
+/** The callback's body: the call at its end, as GET /v1/service-calls/{id} shows it. */
+const CALLBACK_TYPES = {
+  ServiceCallSucceeded: 'service-call.succeeded',
+  ServiceCallFailed: 'service-call.failed',
+  ServiceCallCancelled: 'service-call.cancelled',
+} as const;
 
 /** Where a call's schedule stands, for a workflow told that its dueAt changed. */
 export interface ScheduleReport {
@@ -321,6 +335,99 @@ export function createActivities(deps: ActivityDeps) {
           failure: outcome.failure,
         } as const;
         return await recordAttempt(ref, command, history);
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /**
+     * One delivery attempt of the call's callback (ADR-0016): the call as it ended, POSTed to the
+     * callback URL, signed with the tenant's current secrets under one `webhook-id` for every
+     * attempt, and recorded. A 2xx, or the last allowed attempt, settles it; any other answer is
+     * recorded and the activity fails, so that Temporal runs it again after its backoff. A worker
+     * that dies mid-attempt is noticed by heartbeat and the attempt is made again (at least once).
+     */
+    async deliverCallback(
+      ref: ServiceCallRef & { maxAttempts: number; timeoutMs: number },
+    ): Promise<CallbackReport> {
+      const ctx = Context.current();
+      const beat = setInterval(() => heartbeat(ctx), 1_000);
+      try {
+        const streamId = streamIdFor(ref.tenantId, ref.serviceCallId);
+        const history = await readStream(deps.db, streamId);
+        const state = fold(history);
+        if (state === undefined) notFound(ref);
+        if (!callbackDue(state) || state.callback === null) {
+          return { status: state.callback?.status ?? 'NotRequired' };
+        }
+        const end = history.findIndex((e) => e.type in CALLBACK_TYPES);
+        const ending = history[end];
+        if (ending === undefined || !(ending.type in CALLBACK_TYPES)) throw new Error('a due callback has no outcome');
+        const attempt = state.callback.attempts.length + 1;
+        const body = JSON.stringify({
+          type: CALLBACK_TYPES[ending.type as keyof typeof CALLBACK_TYPES],
+          timestamp: ending.timestamp,
+          data: toView(fold(history.slice(0, end + 1))!),
+        });
+        const webhookId = deterministicMessageId(ref.serviceCallId, 'callback');
+        const secrets = await activeSigningSecrets(deps.db, deps.keyring, ref.tenantId);
+        const headers = {
+          'content-type': 'application/json',
+          ...signatureHeaders(
+            secrets.map((s) => s.secret),
+            webhookId,
+            Math.floor(now().getTime() / 1000),
+            body,
+          ),
+        };
+        const log = {
+          tenantId: ref.tenantId,
+          serviceCallId: ref.serviceCallId,
+          callbackAttempt: attempt,
+          webhookId,
+          correlationId: history[0]?.correlationId,
+        };
+        deps.log.info(log, 'callback delivery started');
+        const outcome = await performHttpRequest(
+          { method: 'POST', url: state.callback.url, headers, body },
+          { timeoutMs: ref.timeoutMs, dispatcher: deps.http, signal: ctx.cancellationSignal },
+        );
+        if (ctx.cancellationSignal.aborted) {
+          throw new CancelledFailure('the callback delivery was cancelled before its outcome could be recorded');
+        }
+        const delivered = isSuccessStatus(outcome.statusCode);
+        callbackDeliveryDuration.observe(
+          { result: delivered ? 'success' : outcome.statusCode === null ? 'error' : 'failure' },
+          (outcome.latencyMs ?? new Date(outcome.finishedAt).getTime() - new Date(outcome.startedAt).getTime()) / 1000,
+        );
+        const record = {
+          attempt,
+          at: outcome.startedAt,
+          statusCode: outcome.statusCode,
+          latencyMs: outcome.latencyMs,
+          error: outcome.error ?? (delivered ? null : `HTTP ${outcome.statusCode ?? '?'} is not a 2xx answer`),
+        };
+        deps.log.info({ ...log, statusCode: record.statusCode, error: record.error }, 'callback delivery finished');
+        const done = await run(
+          ref,
+          {
+            type: 'RecordCallbackAttempt',
+            attempt: record,
+            // A receiver the egress guard refuses stays refused: no point in trying again.
+            maxAttempts: outcome.failure === ATTEMPT_FAILURE.EgressRefused ? attempt : ref.maxAttempts,
+          },
+          deterministicMessageId(ref.serviceCallId, `callback:${attempt}`),
+          { known: history },
+        );
+        const status = done.state.callback?.status ?? 'NotRequired';
+        if (status === 'Pending') {
+          // Temporal waits out the backoff and runs the next attempt.
+          throw ApplicationFailure.create({
+            type: FailureType.CallbackNotDelivered,
+            message: `callback attempt ${attempt} not delivered: ${record.error ?? 'no 2xx'}`,
+          });
+        }
+        return { status };
       } finally {
         clearInterval(beat);
       }

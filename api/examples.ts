@@ -23,6 +23,7 @@ export const submitExample = {
   tags: ['billing', 'reminders'],
   retry: { maxAttempts: 3 },
   timeoutMs: 5000,
+  callback: { url: 'https://app.example.com/hooks/punctual', on: ['Succeeded', 'Failed'] },
 } as const;
 
 export const batchExample = {
@@ -79,6 +80,12 @@ const summaryExample = {
   createdAt: CREATED_AT,
   updatedAt: '2030-01-01T09:00:00.182Z',
   result: { outcome: 'Succeeded', ...answerExample },
+  callback: {
+    url: 'https://app.example.com/hooks/punctual',
+    on: ['Succeeded', 'Failed'],
+    status: 'Delivered',
+    attempts: [{ attempt: 1, at: '2030-01-01T09:00:00.201Z', statusCode: 204, latencyMs: 38, error: null }],
+  },
 } as const;
 
 export const detailExample = {
@@ -94,12 +101,14 @@ export const cancelledExample = {
   updatedAt: '2029-12-31T20:15:00.000Z',
   attempts: [],
   result: null,
+  callback: { url: 'https://app.example.com/hooks/punctual', on: ['Succeeded', 'Failed'], status: 'NotRequired', attempts: [] },
 } as const;
 
 export const rescheduledExample = {
   ...cancelledExample,
   status: 'Scheduled',
   dueAt: '2030-01-01T08:00:00.000Z',
+  callback: { ...cancelledExample.callback, status: 'Pending' },
 } as const;
 
 export const pageExample = {

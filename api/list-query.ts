@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { STATUSES, type Status } from '../core/service-call';
+import { CALLBACK_STATUSES, STATUSES, type CallbackStatus, type Status } from '../core/service-call';
 import type { ListFilter, ListPosition } from '../projections/service-calls';
 import { BadRequestError } from './problem';
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS } from './schemas';
@@ -18,6 +18,7 @@ const PARAMETERS = [
   'dueAfter',
   'dueBefore',
   'replayOf',
+  'callbackStatus',
   'limit',
   'cursor',
 ] as const;
@@ -94,6 +95,14 @@ function statuses(raw: unknown): Status[] {
   return [...out];
 }
 
+function callbackStatus(raw: unknown): CallbackStatus {
+  const value = single('callbackStatus', raw);
+  if (!(CALLBACK_STATUSES as readonly string[]).includes(value)) {
+    throw new BadRequestError('callbackStatus', `must be one of ${CALLBACK_STATUSES.join(', ')}; got "${value}"`);
+  }
+  return value as CallbackStatus;
+}
+
 function tags(raw: unknown): string[] {
   const out = new Set(values('tag', raw));
   for (const tag of out) {
@@ -125,6 +134,7 @@ function filterDigest(filter: FilterPart): string {
     filter.dueBefore?.toISOString() ?? null,
     // Only when given: cursors made before this filter existed stay valid.
     ...(filter.replayOf === undefined ? [] : [filter.replayOf]),
+    ...(filter.callbackStatus === undefined ? [] : [`callback:${filter.callbackStatus}`]),
   ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
 }
@@ -180,6 +190,7 @@ export function parseListQuery(query: unknown): ListFilter {
     ...(raw.dueAfter === undefined ? {} : { dueAfter: instant('dueAfter', raw.dueAfter) }),
     ...(raw.dueBefore === undefined ? {} : { dueBefore: instant('dueBefore', raw.dueBefore) }),
     ...(raw.replayOf === undefined ? {} : { replayOf: uuidParameter('replayOf', raw.replayOf) }),
+    ...(raw.callbackStatus === undefined ? {} : { callbackStatus: callbackStatus(raw.callbackStatus) }),
   };
   return {
     ...filter,

@@ -1,8 +1,8 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FromSchema } from 'json-schema-to-ts';
-import { HTTP_METHODS } from '../core/events';
+import { CALLBACK_OUTCOMES, HTTP_METHODS } from '../core/events';
 import { DEFAULT_RETRY, RETRY_BOUNDS, TIMEOUT_BOUNDS } from '../core/http-policy';
-import { STATUSES } from '../core/service-call';
+import { CALLBACK_STATUSES, STATUSES } from '../core/service-call';
 import {
   acceptedExample,
   badRequestExample,
@@ -71,6 +71,36 @@ const responseFields = {
   },
 } as const;
 
+const targetUrlSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 8192,
+  pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+  description: 'An absolute http or https URL.',
+} as const;
+
+/** What a callback defaults to telling: the call's own outcomes, not a cancel the tenant made. */
+export const DEFAULT_CALLBACK_ON = ['Succeeded', 'Failed'] as const;
+
+const callbackSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  description:
+    'Tells the tenant when the call ends: a signed `POST url` (Standard Webhooks headers, the same `webhook-id` on every retry of it) with `{ type, timestamp, data }`, `data` being the call as `GET /v1/service-calls/{id}` shows it. Retried with backoff until a 2xx (CALLBACK_MAX_ATTEMPTS attempts, 8 over about 15 minutes by default); its outcome never changes the call. The URL follows the rules of `request.url`, egress guard included.',
+  properties: {
+    url: targetUrlSchema,
+    on: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { type: 'string', enum: CALLBACK_OUTCOMES },
+      // Not a JSON Schema `default`: the replay body nests this schema in anyOf, where Ajv refuses one.
+      description: 'The outcomes that are told; default `["Succeeded", "Failed"]`.',
+    },
+  },
+} as const;
+
 const submitBodySchema = {
   type: 'object',
   additionalProperties: false,
@@ -82,13 +112,7 @@ const submitBodySchema = {
       required: ['method', 'url'],
       properties: {
         method: { type: 'string', enum: HTTP_METHODS },
-        url: {
-          type: 'string',
-          minLength: 1,
-          maxLength: 8192,
-          pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
-          description: 'An absolute http or https URL.',
-        },
+        url: targetUrlSchema,
         headers: {
           type: 'object',
           maxProperties: 100,
@@ -142,6 +166,7 @@ const submitBodySchema = {
       ...range(TIMEOUT_BOUNDS),
       description: 'Timeout of each attempt (default HTTP_TIMEOUT_MS, 10 000).',
     },
+    callback: callbackSchema,
   },
 } as const;
 
@@ -211,6 +236,42 @@ export const serviceCallViewSchema = {
       type: 'array',
       items: { type: 'string', format: 'uuid' },
       description: 'Detail only: the calls that replay this one, oldest first.',
+    },
+    callback: {
+      description: 'The callback asked for at submit and its deliveries; null when none was.',
+      anyOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'on', 'status', 'attempts'],
+          properties: {
+            url: { type: 'string' },
+            on: { type: 'array', items: { type: 'string', enum: CALLBACK_OUTCOMES } },
+            status: {
+              type: 'string',
+              enum: CALLBACK_STATUSES,
+              description:
+                '`Pending` until delivered or given up on (`Failed`); `NotRequired` when the call ended with an outcome not in `on`.',
+            },
+            attempts: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['attempt', 'at', 'statusCode', 'latencyMs', 'error'],
+                properties: {
+                  attempt: { type: 'integer' },
+                  at: { type: 'string', format: 'date-time' },
+                  statusCode: nullableInt,
+                  latencyMs: nullableInt,
+                  error: nullableString,
+                },
+              },
+            },
+          },
+        },
+      ],
     },
     links: {
       type: 'object',
@@ -448,8 +509,8 @@ export const replayRouteSchema = {
   description:
     'Runs a finished call (`Succeeded`, `Failed` or `Cancelled`) again as a new call with the same request ' +
     '(secret headers and body included), retry policy, timeout and tags, and `replayOf` set to the original. ' +
-    'Without `dueAt` the new call is due now. The original is not changed; its detail lists its `replays`. ' +
-    'While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
+    'Without `dueAt` the new call is due now. It keeps the original\'s `callback` unless the body gives one (`null`: none). ' +
+    'The original is not changed; its detail lists its `replays`. While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
     'and body again → 200 with the same new call; the same key with another body → 422.',
   summary: 'Replay a finished service call',
   'x-idempotency-key':
@@ -458,7 +519,10 @@ export const replayRouteSchema = {
   body: {
     type: 'object',
     additionalProperties: false,
-    properties: { dueAt: dueAtProperty },
+    properties: {
+      dueAt: dueAtProperty,
+      callback: { anyOf: [callbackSchema, { type: 'null' }] },
+    },
     examples: [{ dueAt: '2030-01-01T10:00:00+01:00' }],
   },
   response: {
@@ -493,6 +557,7 @@ const bulkBodySchema = {
         dueAfter: { type: 'string', format: 'date-time' },
         dueBefore: { type: 'string', format: 'date-time' },
         replayOf: { type: 'string', format: 'uuid' },
+        callbackStatus: { type: 'string', enum: CALLBACK_STATUSES },
       },
     },
     limit: {
@@ -602,6 +667,12 @@ const listQuerySchema = {
       format: 'uuid',
       description: 'Only the replays of this call.',
       examples: [CALL_ID],
+    },
+    callbackStatus: {
+      type: 'string',
+      enum: CALLBACK_STATUSES,
+      description: 'Only calls whose callback is in this status: `Failed` lists the callbacks that gave up.',
+      examples: ['Failed'],
     },
     limit: {
       type: 'integer',

@@ -212,6 +212,7 @@ export async function startRelay({
       : { eagerClient: new Client({ connection: localWorkerConnection, namespace: config.temporalNamespace }) }),
     taskQueue: config.temporalTaskQueue,
     wakeEarlyMs: config.timerLeadMs,
+    callbackPolicy: config.callback,
   };
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },

@@ -128,7 +128,7 @@ export async function bulkReplay(
         sealed === null
           ? null
           : deps.keyring.seal(deps.keyring.open<RequestSecrets>(sealed, streamIdFor(tenantId, state.id)), newStream);
-      return { type: 'Replay', now, dueAt: undefined, secrets, idempotencyKey: key };
+      return { type: 'Replay', now, dueAt: undefined, secrets, idempotencyKey: key, callback: undefined };
     }).map(({ state, history, body }) => {
       const key = bulkReplayKey(requestKey, state.id);
       const id = serviceCallIdFor(tenantId, key);

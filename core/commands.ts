@@ -5,6 +5,7 @@ import type { Db, DbOrTx } from './db';
 import {
   AGGREGATE_TYPE,
   SCHEMA_VERSION,
+  type CallbackSpec,
   type HttpRequestSpec,
   type EventBody,
   type NewEvent,
@@ -24,7 +25,7 @@ import {
 import type { Keyring } from './crypto';
 import { serviceCallIdFor, streamIdFor } from './ids';
 import type { Logger } from './logger';
-import { callsFinished, eventsAppended } from './metrics';
+import { callbackDeliveries, callsFinished, eventsAppended } from './metrics';
 import type { HeaderRedactor } from './redact';
 import { evolve, fold, type ServiceCallState } from './service-call';
 import { decide, NotFoundError, type Command } from './decider';
@@ -49,6 +50,8 @@ export interface SubmitCommand {
   tags: string[];
   retry: RetryPolicy;
   timeoutMs: number;
+  /** Absent: no callback. */
+  callback?: CallbackSpec | undefined;
   correlationId: string;
 }
 
@@ -71,6 +74,12 @@ export interface Deps {
   now?: () => Date;
 }
 
+const CALLBACK_OUTCOME: Partial<Record<NewEvent['type'], 'delivered' | 'retry' | 'failed'>> = {
+  CallbackDelivered: 'delivered',
+  CallbackAttemptFailed: 'retry',
+  CallbackFailed: 'failed',
+};
+
 const FINISHED_OUTCOME: Partial<Record<NewEvent['type'], 'Succeeded' | 'Failed' | 'Cancelled'>> = {
   ServiceCallSucceeded: 'Succeeded',
   ServiceCallFailed: 'Failed',
@@ -86,6 +95,8 @@ export function recordAppended(deps: Deps, events: readonly NewEvent[]): void {
     eventsAppended.inc({ type: e.type });
     const outcome = FINISHED_OUTCOME[e.type];
     if (outcome !== undefined) callsFinished.inc({ outcome });
+    const delivery = CALLBACK_OUTCOME[e.type];
+    if (delivery !== undefined) callbackDeliveries.inc({ outcome: delivery });
     deps.log?.info(
       {
         tenantId: e.tenantId,
@@ -177,6 +188,7 @@ function planSubmit(deps: Deps, cmd: SubmitCommand, now: Date): PlannedSubmit {
       idempotencyKey: cmd.idempotencyKey ?? null,
       retry: cmd.retry,
       timeoutMs: cmd.timeoutMs,
+      callback: cmd.callback ?? null,
     },
     undefined,
   );
@@ -498,10 +510,22 @@ export async function rescheduleServiceCall(
   return state;
 }
 
-/** Same replay ⇔ same fingerprint: the original and the instant asked for (keyed, as on submit). */
-export function replayFingerprint(deps: Pick<Deps, 'keyring'>, originalId: string, dueAt: string | undefined): string {
+/**
+ * Same replay ⇔ same fingerprint: the original, the instant and the callback asked for (keyed, as
+ * on submit). A replay that leaves the callback out hashes as it did before callbacks existed.
+ */
+export function replayFingerprint(
+  deps: Pick<Deps, 'keyring'>,
+  originalId: string,
+  dueAt: string | undefined,
+  callback?: CallbackSpec | null,
+): string {
   return deps.keyring.mac(
-    canonicalJson({ replayOf: originalId, dueAt: dueAt === undefined ? null : new Date(dueAt).getTime() }),
+    canonicalJson({
+      replayOf: originalId,
+      dueAt: dueAt === undefined ? null : new Date(dueAt).getTime(),
+      ...(callback === undefined ? {} : { callback }),
+    }),
   );
 }
 
@@ -512,6 +536,8 @@ export interface ReplayRequest {
   idempotencyKey: string | undefined;
   /** As requested; absent or past means now. */
   dueAt: string | undefined;
+  /** The replay's callback: absent keeps the original's, null asks for none. */
+  callback?: CallbackSpec | null | undefined;
   correlationId: string;
 }
 
@@ -546,6 +572,7 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
       dueAt: cmd.dueAt === undefined ? undefined : new Date(cmd.dueAt),
       secrets,
       idempotencyKey: cmd.idempotencyKey ?? null,
+      callback: cmd.callback,
     },
     original,
   );
@@ -575,7 +602,7 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
     key === undefined
       ? await append(deps.db)
       : await deps.db.transaction(async (tx) => {
-          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt);
+          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt, cmd.callback);
           const inserted = await tx
             .insert(idempotencyKeys)
             .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })

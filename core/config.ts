@@ -53,6 +53,20 @@ export interface Config {
   workflowBundlePath: string | undefined;
   /** Per-tenant request rate limit of one api process (token bucket); see RateLimit. */
   rateLimit: RateLimit;
+  /** How callbacks are delivered (ADR-0016); read by the relay, which starts the workflows. */
+  callback: CallbackPolicy;
+}
+
+/**
+ * Delivery of a call's callback: each attempt waits at most `timeoutMs` for a 2xx; the next one
+ * follows after `initialIntervalMs`, doubling up to `maxIntervalMs`, until `maxAttempts`. The
+ * defaults make 8 attempts over about 15 minutes.
+ */
+export interface CallbackPolicy {
+  maxAttempts: number;
+  initialIntervalMs: number;
+  maxIntervalMs: number;
+  timeoutMs: number;
 }
 
 /**
@@ -134,6 +148,20 @@ function loadRateLimit(env: Env): RateLimit {
   return { perSecond, burst };
 }
 
+function loadCallbackPolicy(env: Env): CallbackPolicy {
+  const initialIntervalMs = int(env, 'CALLBACK_RETRY_INITIAL_MS', 10_000, 100, 3_600_000);
+  const maxIntervalMs = int(env, 'CALLBACK_RETRY_MAX_MS', Math.max(300_000, initialIntervalMs), 100, 86_400_000);
+  if (maxIntervalMs < initialIntervalMs) {
+    throw new ConfigError('CALLBACK_RETRY_MAX_MS must not be smaller than CALLBACK_RETRY_INITIAL_MS');
+  }
+  return {
+    maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 8, 1, 100),
+    initialIntervalMs,
+    maxIntervalMs,
+    timeoutMs: int(env, 'CALLBACK_TIMEOUT_MS', 10_000, 100, 60_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const databaseUrl = optional(env, 'DATABASE_URL');
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -169,5 +197,6 @@ export function loadConfig(env: Env = process.env): Config {
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
     workflowBundlePath: optional(env, 'WORKFLOW_BUNDLE_PATH'),
     rateLimit: loadRateLimit(env),
+    callback: loadCallbackPolicy(env),
   };
 }

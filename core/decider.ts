@@ -1,6 +1,14 @@
-import type { AttemptRecord, EventBody, RequestSummary, RetryPolicy, SealedValue } from './events';
+import type {
+  AttemptRecord,
+  CallbackAttemptRecord,
+  CallbackSpec,
+  EventBody,
+  RequestSummary,
+  RetryPolicy,
+  SealedValue,
+} from './events';
 import { ATTEMPT_FAILURE, isRetryable, isSuccessStatus, retryDelayMs, type AttemptFailureKind } from './http-policy';
-import { TERMINAL_STATUSES, type ServiceCallState } from './service-call';
+import { callbackDue, TERMINAL_STATUSES, type ServiceCallState } from './service-call';
 
 /**
  * The decider of a service call (ADR-0012): every command, from the API or from the worker, is
@@ -47,6 +55,7 @@ export interface SubmitCommand {
   idempotencyKey: string | null;
   retry: RetryPolicy;
   timeoutMs: number;
+  callback: CallbackSpec | null;
 }
 
 export interface MarkDueCommand {
@@ -94,6 +103,15 @@ export interface ReplayCommand {
   dueAt: Date | undefined;
   secrets: SealedValue | null;
   idempotencyKey: string | null;
+  /** The replay's own callback; undefined keeps the original's, null asks for none. */
+  callback: CallbackSpec | null | undefined;
+}
+
+/** One delivery attempt of the call's callback, made; `maxAttempts` is the most there may be. */
+export interface RecordCallbackAttemptCommand {
+  type: 'RecordCallbackAttempt';
+  attempt: CallbackAttemptRecord;
+  maxAttempts: number;
 }
 
 export type Command =
@@ -103,7 +121,8 @@ export type Command =
   | RecordLostAttemptCommand
   | CancelCommand
   | RescheduleCommand
-  | ReplayCommand;
+  | ReplayCommand
+  | RecordCallbackAttemptCommand;
 
 const atOrAfter = (requested: Date | undefined, now: Date): string =>
   (requested !== undefined && requested > now ? requested : now).toISOString();
@@ -176,6 +195,7 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             idempotencyKey: command.idempotencyKey,
             retry: command.retry,
             timeoutMs: command.timeoutMs,
+            ...(command.callback === null ? {} : { callback: command.callback }),
           },
         },
       ];
@@ -215,6 +235,12 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
       if (!TERMINAL_STATUSES.has(call.status)) {
         throw new StateConflictError(`service call is ${call.status}; only a finished call can be replayed`, call);
       }
+      const callback =
+        command.callback === undefined
+          ? call.callback === null
+            ? null
+            : { url: call.callback.url, on: call.callback.on }
+          : command.callback;
       return [
         {
           type: 'ServiceCallSubmitted',
@@ -227,9 +253,20 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             retry: call.retry,
             timeoutMs: call.timeoutMs,
             replayOf: call.id,
+            ...(callback === null ? {} : { callback }),
           },
         },
       ];
+    }
+    case 'RecordCallbackAttempt': {
+      const call = existing(state);
+      const callback = call.callback;
+      // Recorded already (a retried activity), settled, or not due (yet): nothing to add.
+      if (!callbackDue(call) || callback === null || callback.attempts.length >= command.attempt.attempt) return [];
+      const data = { attempt: command.attempt };
+      if (isSuccessStatus(command.attempt.statusCode)) return [{ type: 'CallbackDelivered', data }];
+      if (command.attempt.attempt >= command.maxAttempts) return [{ type: 'CallbackFailed', data }];
+      return [{ type: 'CallbackAttemptFailed', data }];
     }
     default: {
       const unhandled: never = command;

@@ -66,6 +66,25 @@ export interface CallResult {
   error: string | null;
 }
 
+/** The outcomes a callback can be asked for. */
+export const CALLBACK_OUTCOMES = ['Succeeded', 'Failed', 'Cancelled'] as const;
+export type CallbackOutcome = (typeof CALLBACK_OUTCOMES)[number];
+
+/** Where and when to tell the tenant that the call ended (ADR-0016). */
+export interface CallbackSpec {
+  url: string;
+  on: CallbackOutcome[];
+}
+
+/** One delivery attempt of a callback. */
+export interface CallbackAttemptRecord {
+  attempt: number;
+  at: string;
+  statusCode: number | null;
+  latencyMs: number | null;
+  error: string | null;
+}
+
 export interface ServiceCallSubmittedData {
   request: RequestSummary;
   /** RequestSecrets sealed with ENCRYPTION_KEY (ADR-0008); null when there is nothing secret. */
@@ -78,6 +97,8 @@ export interface ServiceCallSubmittedData {
   timeoutMs: number;
   /** The finished call this one replays (absent on calls submitted directly). */
   replayOf?: string;
+  /** Absent on calls without a callback (and on every call submitted before callbacks existed). */
+  callback?: CallbackSpec;
 }
 
 export interface DueTimeReachedData {
@@ -103,6 +124,10 @@ export interface ServiceCallCancelledData {
 export interface ServiceCallRescheduledData {
   previousDueAt: string;
   dueAt: string;
+}
+
+export interface CallbackAttemptData {
+  attempt: CallbackAttemptRecord;
 }
 
 export const AGGREGATE_TYPE = 'ServiceCall';
@@ -139,6 +164,12 @@ export type ServiceCallSucceeded = Envelope<'ServiceCallSucceeded', ServiceCallF
 export type ServiceCallFailed = Envelope<'ServiceCallFailed', ServiceCallFinishedData>;
 export type ServiceCallCancelled = Envelope<'ServiceCallCancelled', ServiceCallCancelledData>;
 export type ServiceCallRescheduled = Envelope<'ServiceCallRescheduled', ServiceCallRescheduledData>;
+/** A delivery attempt of the callback that did not get a 2xx; another follows. */
+export type CallbackAttemptFailed = Envelope<'CallbackAttemptFailed', CallbackAttemptData>;
+/** The callback got a 2xx answer. */
+export type CallbackDelivered = Envelope<'CallbackDelivered', CallbackAttemptData>;
+/** The callback's last allowed attempt did not get a 2xx: no more are made. */
+export type CallbackFailed = Envelope<'CallbackFailed', CallbackAttemptData>;
 
 export type ServiceCallEvent =
   | ServiceCallSubmitted
@@ -147,7 +178,10 @@ export type ServiceCallEvent =
   | ServiceCallSucceeded
   | ServiceCallFailed
   | ServiceCallCancelled
-  | ServiceCallRescheduled;
+  | ServiceCallRescheduled
+  | CallbackAttemptFailed
+  | CallbackDelivered
+  | CallbackFailed;
 
 export type ServiceCallEventType = ServiceCallEvent['type'];
 

@@ -29,6 +29,21 @@ export const timerLateness = new Histogram({
   registers: [registry],
 });
 
+export const callbackDeliveries = new Counter({
+  name: 'punctual_callback_deliveries_total',
+  help: 'Callback delivery attempts recorded, by outcome: delivered (2xx), retry (another follows), failed (the last one, given up).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const callbackDeliveryDuration = new Histogram({
+  name: 'punctual_callback_delivery_duration_seconds',
+  help: "Time from sending a callback to its receiver's response headers (or its failure), by result.",
+  labelNames: ['result'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
 export const apiRequestDuration = new Histogram({
   name: 'punctual_api_request_duration_seconds',
   help: 'API request latency by method, route pattern and status class.',

@@ -1,9 +1,31 @@
-import type { AttemptRecord, CallResult, RequestSummary, RetryPolicy, ServiceCallEvent } from './events';
+import type {
+  AttemptRecord,
+  CallbackAttemptRecord,
+  CallbackOutcome,
+  CallResult,
+  RequestSummary,
+  RetryPolicy,
+  ServiceCallEvent,
+} from './events';
 
 export const STATUSES = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const;
 export type Status = (typeof STATUSES)[number];
 
 export const TERMINAL_STATUSES: ReadonlySet<Status> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+
+/**
+ * Where a call's callback stands: Pending until it is delivered or given up on, NotRequired when
+ * the call ended with an outcome the callback was not asked for.
+ */
+export const CALLBACK_STATUSES = ['Pending', 'Delivered', 'Failed', 'NotRequired'] as const;
+export type CallbackStatus = (typeof CALLBACK_STATUSES)[number];
+
+export interface CallbackState {
+  url: string;
+  on: CallbackOutcome[];
+  status: CallbackStatus;
+  attempts: CallbackAttemptRecord[];
+}
 
 /** The state of one service call, folded from its events; the read model stores the same shape. */
 export interface ServiceCallState {
@@ -23,6 +45,8 @@ export interface ServiceCallState {
   result: CallResult | null;
   /** The finished call this one replays; null for a call submitted directly. */
   replayOf: string | null;
+  /** The callback asked for at submit, and its deliveries; null when none was. */
+  callback: CallbackState | null;
   /** Version of the last event folded in. */
   version: number;
 }
@@ -68,6 +92,10 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
       attempts: [],
       result: null,
       replayOf: event.data.replayOf ?? null,
+      callback:
+        event.data.callback === undefined
+          ? null
+          : { url: event.data.callback.url, on: event.data.callback.on, status: 'Pending', attempts: [] },
       version: event.version,
     };
   }
@@ -91,19 +119,39 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
         nextAttemptAt: event.data.retryAt,
       };
     case 'ServiceCallSucceeded':
-    case 'ServiceCallFailed':
+    case 'ServiceCallFailed': {
       requireStatus(state, event, ['Running']);
       requireNextAttempt(state, event, event.data.attempt.attempt);
+      const status = event.type === 'ServiceCallSucceeded' ? 'Succeeded' : 'Failed';
       return {
         ...base,
         nextAttemptAt: null,
-        status: event.type === 'ServiceCallSucceeded' ? 'Succeeded' : 'Failed',
+        status,
         attempts: [...state.attempts, event.data.attempt],
         result: event.data.result,
+        callback: settleCallback(state.callback, status),
       };
+    }
     case 'ServiceCallCancelled':
       requireStatus(state, event, ['Scheduled']);
-      return { ...base, status: 'Cancelled' };
+      return { ...base, status: 'Cancelled', callback: settleCallback(state.callback, 'Cancelled') };
+    case 'CallbackAttemptFailed':
+    case 'CallbackDelivered':
+    case 'CallbackFailed': {
+      requireStatus(state, event, ['Succeeded', 'Failed', 'Cancelled']);
+      const callback = state.callback;
+      if (callback?.status !== 'Pending') {
+        throw new InvalidTransitionError(`${event.type} without a pending callback on ${state.tenantId}/${state.id}`);
+      }
+      if (event.data.attempt.attempt !== callback.attempts.length + 1) {
+        throw new InvalidTransitionError(
+          `${event.type} records callback attempt ${event.data.attempt.attempt}, expected ${callback.attempts.length + 1}`,
+        );
+      }
+      const status =
+        event.type === 'CallbackDelivered' ? 'Delivered' : event.type === 'CallbackFailed' ? 'Failed' : 'Pending';
+      return { ...base, callback: { ...callback, status, attempts: [...callback.attempts, event.data.attempt] } };
+    }
     case 'ServiceCallRescheduled':
       requireStatus(state, event, ['Scheduled']);
       return { ...base, dueAt: event.data.dueAt };
@@ -112,6 +160,22 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
       throw new InvalidTransitionError(`unknown event ${JSON.stringify(unhandled)}`);
     }
   }
+}
+
+/** The call ended with `outcome`: its callback is due if it was asked for that outcome. */
+function settleCallback(callback: CallbackState | null, outcome: CallbackOutcome): CallbackState | null {
+  if (callback === null || callback.on.includes(outcome)) return callback;
+  return { ...callback, status: 'NotRequired' };
+}
+
+/** Finished, with its callback still to deliver: the one thing its workflow still does. */
+export function callbackDue(state: ServiceCallState): boolean {
+  return TERMINAL_STATUSES.has(state.status) && state.callback?.status === 'Pending';
+}
+
+/** The call still needs a live workflow: unfinished, or finished with a callback to deliver. */
+export function needsWorkflow(state: ServiceCallState): boolean {
+  return !TERMINAL_STATUSES.has(state.status) || callbackDue(state);
 }
 
 export function fold(events: readonly ServiceCallEvent[]): ServiceCallState | undefined {

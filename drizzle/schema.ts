@@ -126,6 +126,8 @@ export const serviceCalls = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
     /** The finished call this one replays (POST …/replay); null for a call submitted directly. */
     replayOf: uuid('replay_of'),
+    /** The callback's status (Pending, Delivered, Failed, NotRequired); null without a callback. */
+    callbackStatus: text('callback_status'),
     /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */
     version: integer('version').notNull(),
   },
@@ -149,13 +151,18 @@ export const serviceCalls = pgTable(
       .where(sql`replay_of is not null`),
     /** dueAfter/dueBefore windows narrower than the list order would find quickly. */
     index('service_calls_tenant_due_idx').on(t.tenantId, t.dueAt),
+    /** The list's `callbackStatus` filter (above all `Failed`: the callbacks that gave up), in list order. */
+    index('service_calls_tenant_callback_created_idx')
+      .on(t.tenantId, t.callbackStatus, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`callback_status is not null`),
     /**
-     * The reconciler's keyset walk over calls that must have a live workflow (ADR-0013): partial,
-     * so its size follows the calls not yet finished, not the whole history.
+     * The reconciler's keyset walk over calls that must have a live workflow (ADR-0013, ADR-0016):
+     * unfinished, or finished with a callback still to deliver. Partial, so its size follows
+     * those calls, not the whole history.
      */
     index('service_calls_live_idx')
       .on(t.tenantId, t.id)
-      .where(sql`status in ('Scheduled', 'Running')`),
+      .where(sql`status in ('Scheduled', 'Running') or callback_status = 'Pending'`),
   ],
 );
 export type ServiceCallRow = typeof serviceCalls.$inferSelect;

@@ -6,7 +6,7 @@ import { readFirstEvents, readStream, type LogPosition } from '../core/event-sto
 import { streamIdFor, workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { reconcilerCallsChecked, reconcilerPassDuration, reconcilerWorkflowsRestarted } from '../core/metrics';
-import { fold, TERMINAL_STATUSES } from '../core/service-call';
+import { fold, needsWorkflow } from '../core/service-call';
 import { readCheckpoint, tryConsumerLock } from './relay';
 import { startCallWorkflow, STARTER_NAME, type StartTarget } from './workflow-starter';
 
@@ -66,15 +66,16 @@ export interface LiveCallKey {
 }
 
 /**
- * One page of calls that are Scheduled or Running, in (tenant_id, id) order after `after`. The
- * status list is spelled out as constants so that the planner can prove the partial index's
- * predicate (a parameter would not let it).
+ * One page of calls that need a live workflow (Scheduled or Running, or finished with a callback
+ * pending: ADR-0016), in (tenant_id, id) order after `after`. The predicate is spelled out as
+ * constants, as the partial index has it, so that the planner can prove it (a parameter would not
+ * let it).
  */
 export async function readLivePage(db: DbOrTx, after: LiveCallKey | undefined, limit: number): Promise<LiveCallKey[]> {
   const from = after === undefined ? sql`` : sql`and (tenant_id, id) > (${after.tenantId}, ${after.id}::uuid)`;
   const { rows } = await db.execute<{ tenant_id: string; id: string }>(sql`
     select tenant_id, id from service_calls
-    where status in ('Scheduled', 'Running') ${from}
+    where (status in ('Scheduled', 'Running') or callback_status = 'Pending') ${from}
     order by tenant_id, id
     limit ${limit}`);
   return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id }));
@@ -239,7 +240,7 @@ export class Reconciler {
       // Temporal does not know it (lost data, or past retention): start it as the starter would,
       // with the dueAt the stream holds now (a reschedule moved it; ADR-0012).
       const current = fold(await readStream(tx, streamIdFor(submitted.tenantId, submitted.aggregateId)));
-      if (current === undefined || TERMINAL_STATUSES.has(current.status)) return 'finished';
+      if (current === undefined || !needsWorkflow(current)) return 'finished';
       try {
         await withDeadline(() => startCallWorkflow(this.opts.start, submitted, 'REJECT_DUPLICATE', current.dueAt));
       } catch (err) {
@@ -253,7 +254,7 @@ export class Reconciler {
     }
     // Closed: the stream, not the read model (which may lag), says whether the call is finished.
     const state = fold(await readStream(tx, streamIdFor(submitted.tenantId, submitted.aggregateId)));
-    if (state === undefined || TERMINAL_STATUSES.has(state.status)) return 'finished';
+    if (state === undefined || !needsWorkflow(state)) return 'finished';
     try {
       // Only a run that did not complete (terminated, failed, timed out, cancelled) is replaced: a
       // completed one ended because its call had, by the workflow's own rule.

@@ -2,8 +2,8 @@ import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { serviceCalls, type ServiceCallRow } from '../drizzle/schema';
 import type { DbOrTx } from '../core/db';
 import type { StoredEvent } from '../core/events';
-import { redactHeaders } from '../core/redact';
-import { evolve, type ServiceCallState, type Status } from '../core/service-call';
+import { shownRequest, toView, type ServiceCallView } from '../core/view';
+import { evolve, type CallbackStatus, type ServiceCallState, type Status } from '../core/service-call';
 import type { Logger } from '../core/logger';
 import type { LogConsumer } from './relay';
 
@@ -13,23 +13,6 @@ import type { LogConsumer } from './relay';
  */
 
 export const PROJECTION_NAME = 'service-calls';
-
-/**
- * What the API shows of a call: its state without the tenant and the stream version. Header values
- * are redacted; the body is never part of it. A new field of the state is shown by adding it to
- * the view's schema (api/schemas.ts), which is what the serializer sends.
- */
-export type ServiceCallView = Omit<ServiceCallState, 'tenantId' | 'version'>;
-
-/** The request as the read model and the API keep it: sensitive header values redacted (ADR-0008). */
-function shownRequest(request: ServiceCallState['request']): ServiceCallState['request'] {
-  return { method: request.method, url: request.url, headers: redactHeaders(request.headers) };
-}
-
-export function toView(state: ServiceCallState): ServiceCallView {
-  const { tenantId: _tenantId, version: _version, ...view } = state;
-  return { ...view, request: shownRequest(state.request) };
-}
 
 /** Ids of the calls that replay `id`, oldest first (its detail's `replays`). */
 export async function findReplays(db: DbOrTx, tenantId: string, id: string): Promise<string[]> {
@@ -41,9 +24,14 @@ export async function findReplays(db: DbOrTx, tenantId: string, id: string): Pro
   return rows.map((r) => r.id);
 }
 
+/** Fields a document written before they existed lacks, as the state has them now. */
+function withDefaults<T extends Partial<Pick<ServiceCallState, 'callback'>>>(doc: T): T & Pick<ServiceCallState, 'callback'> {
+  return { ...doc, callback: doc.callback ?? null };
+}
+
 /** The stream version column is what the upsert compares: it is the one the state carries. */
 function rowToState(row: ServiceCallRow): ServiceCallState {
-  return { ...row.state, version: row.version };
+  return { ...withDefaults(row.state), version: row.version };
 }
 
 /** The document, and copies of the fields the list filters or sorts on. */
@@ -57,6 +45,7 @@ function stateToRow(state: ServiceCallState): typeof serviceCalls.$inferInsert {
     tags: state.tags,
     createdAt: new Date(state.createdAt),
     replayOf: state.replayOf,
+    callbackStatus: state.callback?.status ?? null,
     version: state.version,
   };
 }
@@ -179,6 +168,8 @@ export interface ListFilter {
   dueBefore?: Date;
   /** Only the replays of this call. */
   replayOf?: string;
+  /** Only calls whose callback is in this status. */
+  callbackStatus?: CallbackStatus;
   limit: number;
   /** Continue strictly after this position. */
   after?: ListPosition;
@@ -212,6 +203,7 @@ function listBranch(tenantId: string, filter: ListFilter, status: Status | undef
   if (filter.dueAfter !== undefined) where.push(sql`${serviceCalls.dueAt} >= ${at(filter.dueAfter)}`);
   if (filter.dueBefore !== undefined) where.push(sql`${serviceCalls.dueAt} < ${at(filter.dueBefore)}`);
   if (filter.replayOf !== undefined) where.push(sql`${serviceCalls.replayOf} = ${filter.replayOf}::uuid`);
+  if (filter.callbackStatus !== undefined) where.push(sql`${serviceCalls.callbackStatus} = ${filter.callbackStatus}`);
   if (filter.after !== undefined) {
     where.push(
       sql`(${serviceCalls.createdAt}, ${serviceCalls.id}) < (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`,
@@ -255,7 +247,7 @@ export async function listServiceCalls(db: DbOrTx, tenantId: string, filter: Lis
   const last = page[page.length - 1];
   return {
     items: page.map((row) => {
-      const { attempts: _attempts, ...summary } = toView({ ...row.state, attempts: [] });
+      const { attempts: _attempts, ...summary } = toView(withDefaults({ ...row.state, attempts: [] }));
       return summary;
     }),
     next: rows.length > filter.limit && last !== undefined ? { createdAt: last.position, id: last.id } : null,

@@ -3,6 +3,7 @@ import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
 import { cancelSignal, rescheduledSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
+import type { CallbackDeliveryPolicy } from '../workflows/service-call';
 import { DUE_AT, STATUS, TAGS, TENANT } from '../workflows/search-attributes';
 import type { LogConsumer } from './relay';
 
@@ -23,10 +24,12 @@ interface StarterOptions {
   concurrency?: number;
   /** How long before dueAt the workflow's timer fires (config.timerLeadMs). */
   wakeEarlyMs?: number;
+  /** How a call's callback is delivered (config.callback); given to the workflows of calls with one. */
+  callbackPolicy: CallbackDeliveryPolicy;
 }
 
 /** What starting a call's workflow needs: where, and the timer lead (config.timerLeadMs). */
-export type StartTarget = Pick<StarterOptions, 'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs'>;
+export type StartTarget = Pick<StarterOptions, 'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs' | 'callbackPolicy'>;
 
 /**
  * Starts the workflow of the call that `submitted` recorded: the one place that says how, for
@@ -53,6 +56,9 @@ export async function startCallWorkflow(
         timeoutMs: submitted.data.timeoutMs,
         wakeEarlyMs: target.wakeEarlyMs ?? 0,
         revision: SERVICE_CALL_REVISION,
+        ...(submitted.data.callback === undefined
+          ? {}
+          : { callback: target.callbackPolicy }),
       },
     ],
     workflowIdConflictPolicy: 'USE_EXISTING',

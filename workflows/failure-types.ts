@@ -11,4 +11,6 @@ export const FailureType = {
    * runs the same attempt again, for as long as it takes, instead of counting it.
    */
   NotSent: 'AttemptNotSent',
+  /** A callback attempt was made and recorded without a 2xx: Temporal retries it after a backoff. */
+  CallbackNotDelivered: 'CallbackNotDelivered',
 } as const;

@@ -39,13 +39,26 @@ export interface ServiceCallInput {
    * consulting LOCAL_ATTEMPTS_PATCH, and no `Running` status upsert before the first attempt.
    * 2: a `rescheduled` nudge makes the sleeping workflow read its dueAt from the event store
    * (readSchedule) and sleep again until then; a first attempt that finds the call not due yet
-   * goes back to that sleep (ADR-0012).
+   * goes back to that sleep (ADR-0012). 3: a call with `callback` delivers it once it has ended
+   * (ADR-0016); only revision 3 runs are started with one.
    */
   revision?: number;
+  /**
+   * The call has a callback: how to deliver it (config.callback, as the starter had it). Absent
+   * on calls without one, which end as before.
+   */
+  callback?: CallbackDeliveryPolicy;
+}
+
+export interface CallbackDeliveryPolicy {
+  maxAttempts: number;
+  initialIntervalMs: number;
+  maxIntervalMs: number;
+  timeoutMs: number;
 }
 
 /** The revision new runs start with (see ServiceCallInput.revision). */
-export const SERVICE_CALL_REVISION = 2;
+export const SERVICE_CALL_REVISION = 3;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
@@ -119,6 +132,24 @@ function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
   return undefined;
 }
 
+/**
+ * Callback deliveries are ordinary activities: each attempt is recorded before the activity fails,
+ * and Temporal's retry policy is the backoff between attempts, as long as the activity says the
+ * callback is not settled (it settles it at maxAttempts). A dead worker is noticed by heartbeat.
+ */
+function callbackActivities(policy: CallbackDeliveryPolicy) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: policy.timeoutMs + 30_000,
+    heartbeatTimeout: '5 seconds',
+    retry: {
+      initialInterval: policy.initialIntervalMs,
+      backoffCoefficient: 2,
+      maximumInterval: policy.maxIntervalMs,
+      nonRetryableErrorTypes: [FailureType.NotFound],
+    },
+  });
+}
+
 const TERMINAL: ReadonlySet<ServiceCallOutcome> = new Set(['Succeeded', 'Failed', 'Cancelled']);
 /** Wait before running an attempt again that could not be recorded at all. */
 const NOT_RECORDED_RETRY_MS = 30_000;
@@ -176,15 +207,21 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
 
   // From here on the call is not cancellable: once due, it runs and is recorded.
   return CancellationScope.nonCancellable(async () => {
-    const finish = (status: ServiceCallOutcome): ServiceCallOutcome => {
+    const finish = async (status: ServiceCallOutcome): Promise<ServiceCallOutcome> => {
       phase = 'done';
       upsertSearchAttributes([{ key: STATUS, value: status }]);
+      if (input.callback !== undefined) {
+        phase = 'delivering the callback';
+        const { maxAttempts, timeoutMs } = input.callback;
+        await callbackActivities(input.callback).deliverCallback({ ...ref, maxAttempts, timeoutMs });
+        phase = 'done';
+      }
       return status;
     };
     if (cancelRequested) {
       phase = 'cancelling';
       const status = await store.cancelFromWorkflow(ref);
-      if (status === 'Cancelled') return finish('Cancelled');
+      if (status === 'Cancelled') return await finish('Cancelled');
     }
     const { runAttempt } = attemptActivities(input.timeoutMs, revision);
     // Revision 0 only: a local attempt's commands reach the server when its workflow task ends,
@@ -213,7 +250,7 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         const reason = cause instanceof Error ? cause.message : String(cause);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
-      if (TERMINAL.has(report.status)) return finish(report.status);
+      if (TERMINAL.has(report.status)) return await finish(report.status);
       if (report.status === 'Running' && report.retryInMs !== null) {
         // The attempt was recorded as failed and another is due: that one is the next attempt.
         attempt++;

@@ -5,7 +5,7 @@ import { replayServiceCall, rescheduleServiceCall } from '../../core/commands';
 import type { ListFilter } from '../../projections/service-calls';
 import { parseListQuery } from '../list-query';
 import { BadRequestError } from '../problem';
-import { toView } from '../../projections/service-calls';
+import { toView } from '../../core/view';
 import type { AppDeps } from '../app';
 import {
   bulkCancelRouteSchema,
@@ -14,7 +14,7 @@ import {
   rescheduleRouteSchema,
   type TypeProvider,
 } from '../schemas';
-import { idempotencyKeyOf, validateDueAt } from './service-calls';
+import { callbackOf, idempotencyKeyOf, validateDueAt } from './service-calls';
 
 /**
  * Commands on a call after its submit (issue 13): reschedule, replay, and both in bulk. Each is
@@ -68,6 +68,7 @@ export async function lifecycleRoutes(instance: FastifyInstance, deps: AppDeps):
         originalId: request.params.id,
         idempotencyKey: idempotencyKeyOf(request.headers['idempotency-key']),
         dueAt: validateDueAt(body.dueAt, Date.now()),
+        ...(body.callback === undefined ? {} : { callback: body.callback === null ? null : callbackOf(deps, body.callback) }),
         correlationId: request.correlationId,
       });
       request.log.info(

@@ -3,13 +3,21 @@ import { cancelServiceCall, NotFoundError, submitServiceCall, type SubmitCommand
 import { urlShapeProblem } from '../../core/egress-policy';
 import { DEFAULT_RETRY } from '../../core/http-policy';
 import type { AppDeps } from '../app';
-import type { HttpRequestSpec, RequestBody, RetryPolicy } from '../../core/events';
+import type { CallbackSpec, HttpRequestSpec, RequestBody, RetryPolicy } from '../../core/events';
 import { readStream } from '../../core/event-store';
 import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
-import { findReplays, findServiceCall, toView } from '../../projections/service-calls';
+import { findReplays, findServiceCall } from '../../projections/service-calls';
+import { toView } from '../../core/view';
 import { BadRequestError, UnprocessableError } from '../problem';
-import { cancelRouteSchema, getRouteSchema, submitRouteSchema, type SubmitBody, type TypeProvider } from '../schemas';
+import {
+  cancelRouteSchema,
+  DEFAULT_CALLBACK_ON,
+  getRouteSchema,
+  submitRouteSchema,
+  type SubmitBody,
+  type TypeProvider,
+} from '../schemas';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Control characters other than tab would let a value split or smuggle a header.
@@ -35,10 +43,22 @@ const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 const MAX_DUE_AHEAD_MS = 366 * 24 * 3600 * 1000;
 const OFFSET_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 
-function validateUrl(raw: string): string {
+function validateUrl(raw: string, field = 'request.url'): string {
   const problem = urlShapeProblem(raw);
-  if (problem !== undefined) throw new BadRequestError('request.url', problem);
+  if (problem !== undefined) throw new BadRequestError(field, problem);
   return raw;
+}
+
+/**
+ * A callback as submitted: its URL judged as `request.url` is (shape → 400, egress guard → 422,
+ * both naming `callback.url`); `on` defaults to the call's own outcomes.
+ */
+export function callbackOf(deps: AppDeps, input: SubmitBody['callback']): CallbackSpec | undefined {
+  if (input === undefined) return undefined;
+  const url = validateUrl(input.url, 'callback.url');
+  const refused = deps.egress.refuseUrl(new URL(url));
+  if (refused !== undefined) throw new UnprocessableError('callback.url', refused);
+  return { url, on: [...(input.on ?? DEFAULT_CALLBACK_ON)] };
 }
 
 function validateHeaders(headers: Record<string, string>): Record<string, string> {
@@ -120,6 +140,7 @@ export function submitCommandOf(
     tags: body.tags ?? [],
     retry: retryPolicyOf(body.retry),
     timeoutMs: body.timeoutMs ?? deps.defaultTimeoutMs,
+    callback: callbackOf(deps, body.callback),
     correlationId: ctx.correlationId,
   };
 }

@@ -89,6 +89,7 @@ const otherValues: { [K in keyof SubmitCommand]-?: Exclude<SubmitCommand[K], und
   tags: ['b'],
   retry: { ...sample.retry, maxAttempts: 2 },
   timeoutMs: 5000,
+  callback: { url: 'https://e.com/callback', on: ['Failed'] },
   correlationId: 'other',
 };
 

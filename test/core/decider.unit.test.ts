@@ -244,7 +244,7 @@ describe('decide: every command on every status', () => {
     ],
     [
       'Replay',
-      { type: 'Replay', now: AFTER_DUE, dueAt: undefined, secrets: null, idempotencyKey: null },
+      { type: 'Replay', now: AFTER_DUE, dueAt: undefined, secrets: null, idempotencyKey: null, callback: undefined },
       {
         absent: notFound,
         Scheduled: conflict,
@@ -278,6 +278,7 @@ describe('decide: every command on every status', () => {
       idempotencyKey: null,
       retry: RETRY,
       timeoutMs: 1000,
+      callback: null,
     };
     assert.deepEqual(
       decide(submit, undefined).map((e) => e.type),
@@ -301,6 +302,7 @@ describe('decide: the rules', () => {
           idempotencyKey: null,
           retry: RETRY,
           timeoutMs: 1000,
+          callback: null,
         },
         undefined,
       )[0];
@@ -385,7 +387,7 @@ describe('decide: the rules', () => {
   test('a replay copies the request, policy, timeout and tags, takes the re-sealed secrets and names its original', () => {
     const sealed = { kid: 'k1', data: 'resealed-for-the-new-stream' };
     const [body] = decide(
-      { type: 'Replay', now: AFTER_DUE, dueAt: undefined, secrets: sealed, idempotencyKey: 'k' },
+      { type: 'Replay', now: AFTER_DUE, dueAt: undefined, secrets: sealed, idempotencyKey: 'k', callback: undefined },
       given('Failed'),
     );
     assert.equal(body?.type, 'ServiceCallSubmitted');

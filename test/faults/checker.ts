@@ -5,7 +5,8 @@ import type { DbOrTx } from '../../core/db';
 import type { StoredEvent } from '../../core/events';
 import { LOG_START, readLogAfter } from '../../core/event-store';
 import { fold, InvalidTransitionError, type ServiceCallState } from '../../core/service-call';
-import { findServiceCall, toView, type ServiceCallView } from '../../projections/service-calls';
+import { findServiceCall } from '../../projections/service-calls';
+import { toView, type ServiceCallView } from '../../core/view';
 import type { Hit } from '../support/target';
 
 /**

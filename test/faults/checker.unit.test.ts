@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import type { ServiceCallEvent, StoredEvent } from '../../core/events';
 import { fold } from '../../core/service-call';
-import { toView, type ServiceCallView } from '../../projections/service-calls';
+import { toView, type ServiceCallView } from '../../core/view';
 import type { Hit } from '../support/target';
 import { checkHistory, type History } from './checker';
 

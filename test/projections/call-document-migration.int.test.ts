@@ -85,6 +85,8 @@ test('rows of the column-per-field read model read back unchanged after the docu
       responseHeaders: { 'content-type': 'application/json' },
     },
     replayOf: null,
+    // Rows from before callbacks read as calls without one.
+    callback: null,
     version: 3,
   };
   const retrying: ServiceCallState = {

@@ -9,7 +9,8 @@ import { LOG_START, readLogAfter } from '../../core/event-store';
 import { fold, TERMINAL_STATUSES, type Status } from '../../core/service-call';
 import { readCheckpoint } from '../../projections/relay';
 import { REBUILDABLE_PROJECTIONS, RebuildError, rebuildProjection } from '../../projections/rebuild';
-import { findServiceCall, PROJECTION_NAME, toView } from '../../projections/service-calls';
+import { findServiceCall, PROJECTION_NAME } from '../../projections/service-calls';
+import { toView } from '../../core/view';
 import { call, createTestEnv, PROJECT_ROOT, type TestEnv } from '../support/env';
 import { eventually, sleep } from '../support/net';
 

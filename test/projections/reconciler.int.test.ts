@@ -29,7 +29,12 @@ after(async () => {
   await env?.close();
 });
 
-const startTarget = () => ({ client: temporal.client, taskQueue: env.config.temporalTaskQueue, wakeEarlyMs: 0 });
+const startTarget = () => ({
+  client: temporal.client,
+  taskQueue: env.config.temporalTaskQueue,
+  wakeEarlyMs: 0,
+  callbackPolicy: env.config.callback,
+});
 
 function reconciler(pageSize?: number): Reconciler {
   return new Reconciler({

@@ -10,8 +10,8 @@ import {
   applyEvents,
   findServiceCall,
   serviceCallsProjection,
-  toView,
 } from '../../projections/service-calls';
+import { toView } from '../../core/view';
 import { runConsumerOnce, type LogConsumer } from '../../projections/relay';
 import { call, createTestEnv, type TestEnv } from '../support/env';
 import { eventually } from '../support/net';
