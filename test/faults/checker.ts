@@ -29,6 +29,8 @@ export interface History {
   hits: readonly Hit[];
   /** The call a hit was sent for, from where it arrived; undefined when it names none. */
   callOfHit(hit: Hit): string | undefined;
+  /** The call whose callback a hit delivers; undefined for a hit that is no callback. */
+  callbackOfHit?(hit: Hit): string | undefined;
   events: readonly StoredEvent[];
   /** The read model as the API shows it (toView of each row), by call id. */
   views: ReadonlyMap<string, ServiceCallView>;
@@ -63,6 +65,10 @@ export interface CheckCounts {
   duplicateBound: number;
   /** Hits whose idempotency-key header differs from the first hit's (or, first, from the call id). */
   idempotencyKeyMismatch: number;
+  /** Calls whose callback was due and never settled, or is recorded delivered but never arrived. */
+  callbackLost: number;
+  /** Callback deliveries of one call under more than one webhook-id, or under the call's own. */
+  callbackIdMismatch: number;
 }
 
 export interface CheckReport {
@@ -123,6 +129,8 @@ export function checkHistory(history: History): CheckReport {
     duplicateHits: 0,
     duplicateBound: history.repeatableFaultsAt.reduce((sum, at) => sum + callsInFlightAt(history.events, at), 0),
     idempotencyKeyMismatch: 0,
+    callbackLost: 0,
+    callbackIdMismatch: 0,
   };
 
   const streams = new Map<string, StoredEvent[]>();
@@ -139,7 +147,15 @@ export function checkHistory(history: History): CheckReport {
   for (const list of streams.values()) list.sort((a, b) => a.version - b.version);
 
   const hitsByCall = new Map<string, Hit[]>();
+  const callbackHits = new Map<string, Hit[]>();
   for (const hit of history.hits) {
+    const callbackOf = history.callbackOfHit?.(hit);
+    if (callbackOf !== undefined) {
+      const list = callbackHits.get(callbackOf) ?? [];
+      list.push(hit);
+      callbackHits.set(callbackOf, list);
+      continue;
+    }
     const id = history.callOfHit(hit);
     if (id === undefined || !history.acked.has(id)) {
       counts.phantom++;
@@ -212,6 +228,26 @@ export function checkHistory(history: History): CheckReport {
       problem('runUnrecorded', `${id}: hit ${hits.length}× but its events are ${stream.map((e) => e.type).join(', ')}`);
     }
 
+    const delivered = callbackHits.get(id) ?? [];
+    if (state !== undefined && state.callback !== null && state.callback.status !== 'NotRequired') {
+      // Due (the call ended with an outcome it was asked for): settled, and arrived at least once.
+      if (state.callback.status === 'Pending' || (state.callback.status === 'Delivered' && delivered.length === 0)) {
+        counts.callbackLost++;
+        problem(
+          'callbackLost',
+          `${id}: callback ${state.callback.status} after ${state.callback.attempts.length} attempts, ${delivered.length} deliveries seen`,
+        );
+      }
+      const ids = new Set(delivered.map((h) => String(h.headers['webhook-id'])));
+      if (ids.size > 1 || ids.has(id)) {
+        counts.callbackIdMismatch++;
+        problem('callbackIdMismatch', `${id}: callback deliveries under webhook-ids ${[...ids].join(', ')}`);
+      }
+    } else if (delivered.length > 0) {
+      counts.phantom++;
+      problem('phantom', `${id}: ${delivered.length} callback deliveries for a call with no callback due`);
+    }
+
     if (state !== undefined) {
       const view = history.views.get(id);
       if (view === undefined || !sameJson(view, toView(state))) {
@@ -270,7 +306,9 @@ export function checkHistory(history: History): CheckReport {
     counts.runUnrecorded === 0 &&
     counts.projectionMismatch === 0 &&
     counts.duplicateHits <= counts.duplicateBound &&
-    counts.idempotencyKeyMismatch === 0;
+    counts.idempotencyKeyMismatch === 0 &&
+    counts.callbackLost === 0 &&
+    counts.callbackIdMismatch === 0;
   if (counts.duplicateHits > counts.duplicateBound) {
     problems.set('bound', [`duplicate hits ${counts.duplicateHits} exceed the bound ${counts.duplicateBound}`]);
   }

@@ -37,11 +37,19 @@ export interface SubmitSpec {
   dueInMs?: number;
   /** The call's per-attempt timeout; absent = the default. */
   timeoutMs?: number;
+  /** Ask for a callback to `/cb/<key>` on every outcome. */
+  callback?: boolean;
 }
 
 /** The key a target hit was meant for: calls are sent to `/c/<key>`. */
 export function keyOfPath(path: string): string | undefined {
   const match = /^\/c\/([A-Za-z0-9_.-]+)$/.exec(path);
+  return match?.[1];
+}
+
+/** The key of the call whose callback a hit delivers: callbacks are sent to `/cb/<key>`. */
+export function callbackKeyOfPath(path: string): string | undefined {
+  const match = /^\/cb\/([A-Za-z0-9_.-]+)$/.exec(path);
   return match?.[1];
 }
 
@@ -105,6 +113,9 @@ export class LoadClient {
       request: { method: 'POST', url: this.env.target.url(`/c/${spec.key}`), body: { key: spec.key } },
       ...(spec.dueInMs === undefined ? {} : { dueAt: new Date(Date.now() + spec.dueInMs).toISOString() }),
       ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
+      ...(spec.callback === true
+        ? { callback: { url: this.env.target.url(`/cb/${spec.key}`), on: ['Succeeded', 'Failed', 'Cancelled'] } }
+        : {}),
       tags: ['faults'],
     };
   }

@@ -47,6 +47,7 @@ const COLUMNS: [string, (r: ScenarioResult) => string][] = [
   ['projection diff', (r) => String(r.counts?.projectionMismatch ?? '-')],
   ['dup hits/bound', (r) => (r.counts === null ? '-' : `${r.counts.duplicateHits}/${r.counts.duplicateBound}`)],
   ['key mismatch', (r) => String(r.counts?.idempotencyKeyMismatch ?? '-')],
+  ['callback lost', (r) => String(r.counts?.callbackLost ?? '-')],
   ['s', (r) => r.seconds.toFixed(0)],
   ['result', (r) => (r.ok ? 'ok' : r.knownIssue !== undefined ? 'FAIL (known)' : 'FAIL')],
 ];

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'drizzle-orm';
 import { callsInFlightAt, checkHistory, loadStoreAndReadModel, type CheckReport } from './checker';
 import { FaultEnv, type FaultEnvOptions } from './harness';
-import { keyOfPath, LoadClient } from './load';
+import { callbackKeyOfPath, keyOfPath, LoadClient } from './load';
 import { recordResult } from './report';
 import { eventually, sleep } from '../support/net';
 
@@ -58,6 +58,19 @@ async function settle(ctx: RunContext, opts: RunOptions): Promise<void> {
   ).catch(async (err: unknown) => {
     ctx.notes.push(`settle: ${err instanceof Error ? err.message : String(err)}`);
   });
+  // Callbacks still to deliver (ADR-0016): the workflows end only once they are settled.
+  await eventually(
+    'every due callback to settle',
+    async () => {
+      const { rows } = await ctx.env.database.db.execute<{ n: number }>(sql`
+        select count(*)::int as n from service_calls where callback_status = 'Pending'`);
+      return (rows[0]?.n ?? 0) === 0 ? true : undefined;
+    },
+    opts.settleTimeoutMs ?? 120_000,
+    250,
+  ).catch(async (err: unknown) => {
+    ctx.notes.push(`settle: ${err instanceof Error ? err.message : String(err)}`);
+  });
   const quietMs = opts.quietMs ?? 3_000;
   let seen = -1;
   while (seen !== ctx.env.target.hits.length) {
@@ -107,6 +120,10 @@ export async function faultRun(opts: RunOptions, body: (ctx: RunContext) => Prom
         const sentAs = String(hit.headers['idempotency-key'] ?? '');
         if (replays.get(sentAs) === key) return sentAs;
         return byKey.get(key)?.id ?? client.expectedId(key);
+      },
+      callbackOfHit: (hit) => {
+        const key = callbackKeyOfPath(hit.path);
+        return key === undefined ? undefined : (byKey.get(key)?.id ?? client.expectedId(key));
       },
       events,
       views,
