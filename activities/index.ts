@@ -347,9 +347,7 @@ export function createActivities(deps: ActivityDeps) {
      * recorded and the activity fails, so that Temporal runs it again after its backoff. A worker
      * that dies mid-attempt is noticed by heartbeat and the attempt is made again (at least once).
      */
-    async deliverCallback(
-      ref: ServiceCallRef & { maxAttempts: number; timeoutMs: number },
-    ): Promise<CallbackReport> {
+    async deliverCallback(ref: ServiceCallRef & { maxAttempts: number; timeoutMs: number }): Promise<CallbackReport> {
       const ctx = Context.current();
       const beat = setInterval(() => heartbeat(ctx), 1_000);
       try {

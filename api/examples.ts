@@ -101,7 +101,12 @@ export const cancelledExample = {
   updatedAt: '2029-12-31T20:15:00.000Z',
   attempts: [],
   result: null,
-  callback: { url: 'https://app.example.com/hooks/punctual', on: ['Succeeded', 'Failed'], status: 'NotRequired', attempts: [] },
+  callback: {
+    url: 'https://app.example.com/hooks/punctual',
+    on: ['Succeeded', 'Failed'],
+    status: 'NotRequired',
+    attempts: [],
+  },
 } as const;
 
 export const rescheduledExample = {

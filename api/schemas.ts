@@ -509,7 +509,7 @@ export const replayRouteSchema = {
   description:
     'Runs a finished call (`Succeeded`, `Failed` or `Cancelled`) again as a new call with the same request ' +
     '(secret headers and body included), retry policy, timeout and tags, and `replayOf` set to the original. ' +
-    'Without `dueAt` the new call is due now. It keeps the original\'s `callback` unless the body gives one (`null`: none). ' +
+    "Without `dueAt` the new call is due now. It keeps the original's `callback` unless the body gives one (`null`: none). " +
     'The original is not changed; its detail lists its `replays`. While the original is `Scheduled` or `Running` → 409. An `Idempotency-Key` works as on submit: the same key ' +
     'and body again → 200 with the same new call; the same key with another body → 422.',
   summary: 'Replay a finished service call',

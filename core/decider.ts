@@ -261,8 +261,9 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
     case 'RecordCallbackAttempt': {
       const call = existing(state);
       const callback = call.callback;
-      // Recorded already (a retried activity), settled, or not due (yet): nothing to add.
-      if (!callbackDue(call) || callback === null || callback.attempts.length >= command.attempt.attempt) return [];
+      // Recorded already (a retried activity), not the next one, settled, or not due (yet): nothing.
+      if (!callbackDue(call) || callback === null || command.attempt.attempt !== callback.attempts.length + 1)
+        return [];
       const data = { attempt: command.attempt };
       if (isSuccessStatus(command.attempt.statusCode)) return [{ type: 'CallbackDelivered', data }];
       if (command.attempt.attempt >= command.maxAttempts) return [{ type: 'CallbackFailed', data }];

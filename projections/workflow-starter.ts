@@ -29,7 +29,10 @@ interface StarterOptions {
 }
 
 /** What starting a call's workflow needs: where, and the timer lead (config.timerLeadMs). */
-export type StartTarget = Pick<StarterOptions, 'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs' | 'callbackPolicy'>;
+export type StartTarget = Pick<
+  StarterOptions,
+  'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs' | 'callbackPolicy'
+>;
 
 /**
  * Starts the workflow of the call that `submitted` recorded: the one place that says how, for
@@ -56,9 +59,7 @@ export async function startCallWorkflow(
         timeoutMs: submitted.data.timeoutMs,
         wakeEarlyMs: target.wakeEarlyMs ?? 0,
         revision: SERVICE_CALL_REVISION,
-        ...(submitted.data.callback === undefined
-          ? {}
-          : { callback: target.callbackPolicy }),
+        ...(submitted.data.callback === undefined ? {} : { callback: target.callbackPolicy }),
       },
     ],
     workflowIdConflictPolicy: 'USE_EXISTING',

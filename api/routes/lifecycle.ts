@@ -68,7 +68,9 @@ export async function lifecycleRoutes(instance: FastifyInstance, deps: AppDeps):
         originalId: request.params.id,
         idempotencyKey: idempotencyKeyOf(request.headers['idempotency-key']),
         dueAt: validateDueAt(body.dueAt, Date.now()),
-        ...(body.callback === undefined ? {} : { callback: body.callback === null ? null : callbackOf(deps, body.callback) }),
+        ...(body.callback === undefined
+          ? {}
+          : { callback: body.callback === null ? null : callbackOf(deps, body.callback) }),
         correlationId: request.correlationId,
       });
       request.log.info(

@@ -402,3 +402,69 @@ describe('decide: the rules', () => {
     assert.equal(data?.dueAt, AFTER_DUE.toISOString());
   });
 });
+
+describe('decide: callbacks (ADR-0016)', () => {
+  const withCallback = (on: ('Succeeded' | 'Failed' | 'Cancelled')[], ...rest: EventBody[]) => {
+    const submitted = submittedBody as Extract<EventBody, { type: 'ServiceCallSubmitted' }>;
+    const bodies: EventBody[] = [
+      { type: 'ServiceCallSubmitted', data: { ...submitted.data, callback: { url: 'https://cb.example.com/', on } } },
+      ...rest,
+    ];
+    return fold(bodies.map((b, i) => event(i + 1, b)))!;
+  };
+  const deliver = (attempt: number, statusCode: number | null, maxAttempts = 3): Command => ({
+    type: 'RecordCallbackAttempt',
+    attempt: { attempt, at: AFTER_DUE.toISOString(), statusCode, latencyMs: 2, error: null },
+    maxAttempts,
+  });
+
+  test('pending from the submit; NotRequired when the outcome is not asked for', () => {
+    assert.equal(withCallback(['Failed']).callback?.status, 'Pending');
+    assert.equal(withCallback(['Failed'], dueBody, outcome(true)).callback?.status, 'NotRequired');
+    assert.equal(withCallback(['Failed'], dueBody, outcome(false)).callback?.status, 'Pending');
+    assert.equal(
+      withCallback(['Cancelled'], { type: 'ServiceCallCancelled', data: { source: 'api' } }).callback?.status,
+      'Pending',
+    );
+  });
+
+  test('an attempt before the call ended, or when none is due, adds nothing', () => {
+    assert.deepEqual(decide(deliver(1, 200), withCallback(['Succeeded'], dueBody)), []);
+    assert.deepEqual(decide(deliver(1, 200), withCallback(['Failed'], dueBody, outcome(true))), []);
+    assert.deepEqual(decide(deliver(1, 200), given('Succeeded')), [], 'a call without a callback');
+  });
+
+  test('a 2xx delivers, another answer retries until maxAttempts, then gives up', () => {
+    const ended = withCallback(['Succeeded'], dueBody, outcome(true));
+    assert.equal(decide(deliver(1, 204), ended)[0]?.type, 'CallbackDelivered');
+    const [failed] = decide(deliver(1, 500), ended);
+    assert.equal(failed?.type, 'CallbackAttemptFailed');
+    const after1 = withCallback(['Succeeded'], dueBody, outcome(true), failed!);
+    assert.equal(after1.callback?.attempts.length, 1);
+    assert.deepEqual(decide(deliver(1, 500), after1), [], 'attempt 1 again (a retried activity) is recorded once');
+    assert.equal(decide(deliver(2, null), after1)[0]?.type, 'CallbackAttemptFailed');
+    assert.deepEqual(decide(deliver(3, 500), after1), [], 'not the next attempt: no gap');
+    const last = decide(deliver(2, 503, 2), after1)[0]!;
+    assert.equal(last.type, 'CallbackFailed');
+    const gaveUp = withCallback(['Succeeded'], dueBody, outcome(true), failed!, last);
+    assert.equal(gaveUp.callback?.status, 'Failed');
+    assert.deepEqual(decide(deliver(3, 200), gaveUp), [], 'settled: nothing more');
+  });
+
+  test('a replay keeps the original’s callback, takes its own, or none', () => {
+    const original = withCallback(['Failed'], dueBody, outcome(false));
+    const replay = (callback: { url: string; on: ('Succeeded' | 'Failed' | 'Cancelled')[] } | null | undefined) => {
+      const [body] = decide(
+        { type: 'Replay', now: AFTER_DUE, dueAt: undefined, secrets: null, idempotencyKey: null, callback },
+        original,
+      );
+      return body?.type === 'ServiceCallSubmitted' ? body.data.callback : 'not a submit';
+    };
+    assert.deepEqual(replay(undefined), { url: 'https://cb.example.com/', on: ['Failed'] });
+    assert.equal(replay(null), undefined);
+    assert.deepEqual(replay({ url: 'https://other.example.com/', on: ['Succeeded'] }), {
+      url: 'https://other.example.com/',
+      on: ['Succeeded'],
+    });
+  });
+});

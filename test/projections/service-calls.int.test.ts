@@ -5,12 +5,7 @@ import { consumerCheckpoints, serviceCalls } from '../../drizzle/schema';
 import type { StoredEvent } from '../../core/events';
 import { LOG_START, readLogAfter } from '../../core/event-store';
 import { fold } from '../../core/service-call';
-import {
-  PROJECTION_NAME,
-  applyEvents,
-  findServiceCall,
-  serviceCallsProjection,
-} from '../../projections/service-calls';
+import { PROJECTION_NAME, applyEvents, findServiceCall, serviceCallsProjection } from '../../projections/service-calls';
 import { toView } from '../../core/view';
 import { runConsumerOnce, type LogConsumer } from '../../projections/relay';
 import { call, createTestEnv, type TestEnv } from '../support/env';
