@@ -125,7 +125,7 @@ describe('callbacks', () => {
     const done = await settled(id);
     assert.equal(done.callback.status, 'Delivered');
     assert.deepEqual(
-      done.callback.attempts.map((a: Json) => [a.attempt, a.statusCode]),
+      (done.callback.attempts as Json[]).map((a): unknown[] => [a.attempt, a.statusCode]),
       [
         [1, 503],
         [2, 503],
@@ -161,13 +161,13 @@ describe('callbacks', () => {
     const listed = await eventually('the read model to list the failed callback', async () => {
       const r = await call(env, 'GET', '/v1/service-calls?tag=cb-down&callbackStatus=Failed');
       assert.equal(r.status, 200);
-      return r.body.items.length > 0 ? r.body.items : undefined;
+      return r.body.items.length > 0 ? (r.body.items as Json[]) : undefined;
     });
     assert.deepEqual(
-      listed.map((i: Json) => i.id),
+      listed.map((i: Json): unknown => i.id),
       [id],
     );
-    assert.equal(listed[0].callback.status, 'Failed');
+    assert.equal(listed[0]?.callback.status, 'Failed');
     const bad = await call(env, 'GET', '/v1/service-calls?callbackStatus=Lost');
     assert.equal(bad.status, 400);
     assert.equal(bad.body.errors[0].field, 'callbackStatus');

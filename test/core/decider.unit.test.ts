@@ -405,7 +405,7 @@ describe('decide: the rules', () => {
 
 describe('decide: callbacks (ADR-0016)', () => {
   const withCallback = (on: ('Succeeded' | 'Failed' | 'Cancelled')[], ...rest: EventBody[]) => {
-    const submitted = submittedBody as Extract<EventBody, { type: 'ServiceCallSubmitted' }>;
+    const submitted = submittedBody;
     const bodies: EventBody[] = [
       { type: 'ServiceCallSubmitted', data: { ...submitted.data, callback: { url: 'https://cb.example.com/', on } } },
       ...rest,
@@ -439,14 +439,14 @@ describe('decide: callbacks (ADR-0016)', () => {
     assert.equal(decide(deliver(1, 204), ended)[0]?.type, 'CallbackDelivered');
     const [failed] = decide(deliver(1, 500), ended);
     assert.equal(failed?.type, 'CallbackAttemptFailed');
-    const after1 = withCallback(['Succeeded'], dueBody, outcome(true), failed!);
+    const after1 = withCallback(['Succeeded'], dueBody, outcome(true), failed);
     assert.equal(after1.callback?.attempts.length, 1);
     assert.deepEqual(decide(deliver(1, 500), after1), [], 'attempt 1 again (a retried activity) is recorded once');
     assert.equal(decide(deliver(2, null), after1)[0]?.type, 'CallbackAttemptFailed');
     assert.deepEqual(decide(deliver(3, 500), after1), [], 'not the next attempt: no gap');
     const last = decide(deliver(2, 503, 2), after1)[0]!;
     assert.equal(last.type, 'CallbackFailed');
-    const gaveUp = withCallback(['Succeeded'], dueBody, outcome(true), failed!, last);
+    const gaveUp = withCallback(['Succeeded'], dueBody, outcome(true), failed, last);
     assert.equal(gaveUp.callback?.status, 'Failed');
     assert.deepEqual(decide(deliver(3, 200), gaveUp), [], 'settled: nothing more');
   });
