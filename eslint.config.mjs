@@ -13,6 +13,9 @@ export default tseslint.config(
       'bench/results/**',
       '*.mjs',
       'drizzle.config.ts',
+      'clients/typescript/dist/**',
+      'clients/typescript/bin/**',
+      'clients/typescript/src/schema.ts',
     ],
   },
   eslint.configs.recommended,
@@ -73,6 +76,21 @@ export default tseslint.config(
             name,
             message: 'Workflow code must be deterministic: no Node built-ins.',
           })),
+        },
+      ],
+    },
+  },
+  {
+    // The client's main entry runs in browsers: only its command line may use Node.
+    files: ['clients/typescript/src/**/*.ts'],
+    ignores: ['clients/typescript/src/cli.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'The client runs in browsers: no Node built-ins outside src/cli.ts.' },
+          ],
         },
       ],
     },

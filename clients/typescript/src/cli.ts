@@ -1,0 +1,473 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  Punctual,
+  PunctualError,
+  PunctualTimeoutError,
+  TERMINAL_STATUSES,
+  type ListFilter,
+  type ServiceCall,
+  type ServiceCallStatus,
+  type SubmitBody,
+} from './index';
+
+/**
+ * `punctual`: the API from a terminal. node:util's parseArgs reads the flags: the commands are a
+ * dozen with a handful of flags each, and a framework (commander, yargs, oclif) would be a
+ * dependency to install, audit and keep up with for help texts we write anyway.
+ *
+ * `--url` is the target of the call being submitted, so the API's address is `--api-url`
+ * (or PUNCTUAL_URL) and its key `--key` (or PUNCTUAL_API_KEY).
+ */
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+class UsageError extends Error {}
+
+interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  /** Lines of help after the usage line. */
+  help: string[];
+  run(ctx: Context): Promise<number>;
+}
+
+interface Context extends Output {
+  values: Values;
+  positionals: string[];
+  client: () => Punctual;
+  json: boolean;
+}
+
+const COMMON: Options = {
+  'api-url': { type: 'string' },
+  key: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const COMMON_HELP = [
+  'Common options:',
+  '  --api-url URL   the Punctual API (default $PUNCTUAL_URL)',
+  '  --key KEY       the API key (default $PUNCTUAL_API_KEY)',
+  '  --json          print JSON instead of a table',
+  '  -h, --help      this help',
+];
+
+const TIME_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `+10m`, `+90s`, `+2h`, `+1d` from now, or an ISO-8601 instant as given. */
+export function parseDue(value: string, now = Date.now()): string {
+  const relative = /^\+(\d+)([smhd])$/.exec(value);
+  if (relative !== null) return new Date(now + Number(relative[1]) * TIME_UNITS[relative[2]!]!).toISOString();
+  if (Number.isNaN(Date.parse(value)))
+    throw new UsageError(`--due: expected +N(s|m|h|d) or an ISO-8601 instant, got ${value}`);
+  return value;
+}
+
+function parseHeaders(values: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const raw of values) {
+    const at = raw.indexOf(':');
+    if (at <= 0) throw new UsageError(`--header: expected Name:Value, got ${raw}`);
+    headers[raw.slice(0, at).trim()] = raw.slice(at + 1).trim();
+  }
+  return headers;
+}
+
+/** `@file` reads the file; JSON is sent as JSON, anything else as a string. */
+function parseBody(value: string): unknown {
+  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function strings(value: Values[string]): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
+}
+
+function single(ctx: Context, name: string): string | undefined {
+  const value = ctx.values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function idArgument(ctx: Context): string {
+  const [id, ...rest] = ctx.positionals;
+  if (id === undefined || rest.length > 0) throw new UsageError('expected one call ID');
+  return id;
+}
+
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (Array.isArray(value)) return value.join(',');
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
+}
+
+/** Columns padded to their widest cell, for people; scripts use --json. */
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cells = [columns.map((c) => c.toUpperCase()), ...rows.map((row) => columns.map((c) => cell(row[c])))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((line) => line[i]!.length)));
+  return (
+    cells
+      .map((line) =>
+        line
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+function fields(record: Record<string, unknown>, names: string[]): string {
+  const width = Math.max(...names.map((n) => n.length));
+  return names.map((n) => `${n.padEnd(width)}  ${cell(record[n])}`).join('\n') + '\n';
+}
+
+function printJson(ctx: Context, value: unknown): void {
+  ctx.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function printCall(ctx: Context, call: ServiceCall): void {
+  if (ctx.json) return printJson(ctx, call);
+  const view = { ...call, method: call.request.method, url: call.request.url, outcome: call.result?.outcome };
+  ctx.out(fields(view, ['id', 'status', 'method', 'url', 'dueAt', 'tags', 'createdAt', 'updatedAt', 'replayOf']));
+  if (call.attempts.length > 0) {
+    ctx.out(`\n${table(call.attempts, ['attempt', 'startedAt', 'statusCode', 'latencyMs', 'error'])}`);
+  }
+}
+
+const SUMMARY_COLUMNS = ['id', 'status', 'dueAt', 'tags'];
+
+const calls: Record<string, Command> = {
+  submit: {
+    summary: 'submit a call',
+    usage:
+      'punctual calls submit --url URL [--method M] [--header K:V]… [--body @file|json] [--due +10m|ISO] [--tag T]… [--retry N] [--idempotency-key K]',
+    options: {
+      url: { type: 'string' },
+      method: { type: 'string' },
+      header: { type: 'string', multiple: true },
+      body: { type: 'string' },
+      due: { type: 'string' },
+      tag: { type: 'string', multiple: true },
+      retry: { type: 'string' },
+      'idempotency-key': { type: 'string' },
+    },
+    help: [
+      "  --url URL            the call's target (http or https)",
+      '  --method M           GET by default, POST when --body is given',
+      '  --header K:V         a header sent to the target; repeat for more',
+      '  --body @file|json    the body: JSON is sent as JSON, other text as is; @file reads a file',
+      '  --due +10m|ISO       when: +N seconds/minutes/hours/days (s|m|h|d) or an instant; default now',
+      '  --tag T              a tag; repeat for more',
+      '  --retry N            at most N attempts',
+      '  --idempotency-key K  the same key again gives the same call (default: a random one)',
+    ],
+    async run(ctx) {
+      const url = single(ctx, 'url');
+      if (url === undefined) throw new UsageError('--url is required');
+      const bodyFlag = single(ctx, 'body');
+      const method = (single(ctx, 'method') ?? (bodyFlag === undefined ? 'GET' : 'POST')).toUpperCase();
+      const retry = single(ctx, 'retry');
+      if (retry !== undefined && !/^\d+$/.test(retry)) throw new UsageError(`--retry: expected a number, got ${retry}`);
+      const due = single(ctx, 'due');
+      const tags = strings(ctx.values.tag);
+      const headers = parseHeaders(strings(ctx.values.header));
+      const body = {
+        request: {
+          method,
+          url,
+          ...(Object.keys(headers).length > 0 ? { headers } : {}),
+          ...(bodyFlag === undefined ? {} : { body: parseBody(bodyFlag) }),
+        },
+        ...(due === undefined ? {} : { dueAt: parseDue(due) }),
+        ...(tags.length > 0 ? { tags } : {}),
+        ...(retry === undefined ? {} : { retry: { maxAttempts: Number(retry) } }),
+      } as SubmitBody;
+      const key = single(ctx, 'idempotency-key');
+      const answer = await ctx.client().calls.submit(body, key === undefined ? {} : { idempotencyKey: key });
+      if (ctx.json) printJson(ctx, answer);
+      else ctx.out(table([answer], ['id', 'status', 'dueAt', 'replayed']));
+      return 0;
+    },
+  },
+  list: {
+    summary: 'list calls, newest first',
+    usage: 'punctual calls list [--status S]… [--tag T]… [--limit N]',
+    options: {
+      status: { type: 'string', multiple: true },
+      tag: { type: 'string', multiple: true },
+      limit: { type: 'string' },
+    },
+    help: [
+      '  --status S   only calls in this status (repeat, or separate with commas)',
+      '  --tag T      only calls with every one of these tags (repeat)',
+      '  --limit N    at most N calls (default 50; 0 = all, page after page)',
+    ],
+    async run(ctx) {
+      const status = strings(ctx.values.status).flatMap((s) => s.split(',')) as ServiceCallStatus[];
+      const tag = strings(ctx.values.tag);
+      const limitFlag = single(ctx, 'limit') ?? '50';
+      if (!/^\d+$/.test(limitFlag)) throw new UsageError(`--limit: expected a number, got ${limitFlag}`);
+      const limit = Number(limitFlag);
+      const filter: ListFilter = {
+        ...(status.length > 0 ? { status } : {}),
+        ...(tag.length > 0 ? { tag } : {}),
+        ...(limit > 0 && limit <= 200 ? { limit } : {}),
+      };
+      const items = [];
+      for await (const item of ctx.client().calls.list(filter)) {
+        items.push(item);
+        if (limit > 0 && items.length >= limit) break;
+      }
+      if (ctx.json) printJson(ctx, items);
+      else ctx.out(table(items, SUMMARY_COLUMNS));
+      return 0;
+    },
+  },
+  show: {
+    summary: 'show one call with its attempts',
+    usage: 'punctual calls show ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      printCall(ctx, await ctx.client().calls.get(idArgument(ctx)));
+      return 0;
+    },
+  },
+  cancel: {
+    summary: 'cancel a scheduled call',
+    usage: 'punctual calls cancel ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      printCall(ctx, await ctx.client().calls.cancel(idArgument(ctx)));
+      return 0;
+    },
+  },
+  reschedule: {
+    summary: 'move a scheduled call to another time',
+    usage: 'punctual calls reschedule ID --due +10m|ISO',
+    options: { due: { type: 'string' } },
+    help: ['  --due +10m|ISO   the new time (required)'],
+    async run(ctx) {
+      const id = idArgument(ctx);
+      const due = single(ctx, 'due');
+      if (due === undefined) throw new UsageError('--due is required');
+      printCall(ctx, await ctx.client().calls.reschedule(id, parseDue(due)));
+      return 0;
+    },
+  },
+  replay: {
+    summary: 'run a finished call again, as a new call',
+    usage: 'punctual calls replay ID [--due +10m|ISO]',
+    options: { due: { type: 'string' } },
+    help: ['  --due +10m|ISO   when the new call runs (default now)'],
+    async run(ctx) {
+      const id = idArgument(ctx);
+      const due = single(ctx, 'due');
+      const answer = await ctx.client().calls.replay(id, due === undefined ? {} : { dueAt: parseDue(due) });
+      if (ctx.json) printJson(ctx, answer);
+      else ctx.out(table([answer], ['id', 'status', 'dueAt', 'replayOf']));
+      return 0;
+    },
+  },
+  watch: {
+    summary: 'follow a call until it ends (exit 0 if Succeeded, 1 otherwise)',
+    usage: 'punctual calls watch ID [--interval MS] [--timeout MS]',
+    options: { interval: { type: 'string' }, timeout: { type: 'string' } },
+    help: [
+      '  --interval MS   how often to look (default 500)',
+      '  --timeout MS    give up after this long (default: never)',
+      'Prints a line on each change of status or new attempt; with --json, the final call.',
+    ],
+    async run(ctx) {
+      const id = idArgument(ctx);
+      const interval = Number(single(ctx, 'interval') ?? 500);
+      const timeout = single(ctx, 'timeout');
+      const deadline = timeout === undefined ? Infinity : Date.now() + Number(timeout);
+      const client = ctx.client();
+      let seen = '';
+      for (;;) {
+        const call = await client.calls.get(id);
+        const line = `${call.status}${call.attempts.length > 0 ? `  attempt ${call.attempts.length}: ${cell(call.attempts.at(-1)?.statusCode ?? call.attempts.at(-1)?.error)}` : ''}`;
+        if (line !== seen && !ctx.json) ctx.out(`${new Date().toISOString()}  ${line}\n`);
+        seen = line;
+        if (TERMINAL_STATUSES.includes(call.status)) {
+          if (ctx.json) printJson(ctx, call);
+          return call.status === 'Succeeded' ? 0 : 1;
+        }
+        if (Date.now() > deadline) throw new PunctualTimeoutError(id, call.status, Number(timeout));
+        await new Promise((resolve) => setTimeout(resolve, interval));
+      }
+    },
+  },
+};
+
+const secretColumns = ['id', 'secret', 'createdAt', 'expiresAt'];
+
+const secrets: Record<string, Command> = {
+  list: {
+    summary: 'show the secrets that sign requests now',
+    usage: 'punctual secrets list',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const list = await ctx.client().secrets.list();
+      if (ctx.json) printJson(ctx, list);
+      else ctx.out(table(list, secretColumns));
+      return 0;
+    },
+  },
+  rotate: {
+    summary: 'make a new signing secret',
+    usage: 'punctual secrets rotate [--grace SECONDS]',
+    options: { grace: { type: 'string' } },
+    help: ['  --grace SECONDS   how long the current secrets keep signing (default one day; 0: stop now)'],
+    async run(ctx) {
+      const grace = single(ctx, 'grace');
+      if (grace !== undefined && !/^\d+$/.test(grace)) throw new UsageError(`--grace: expected seconds, got ${grace}`);
+      const list = await ctx.client().secrets.rotate(grace === undefined ? {} : { graceSeconds: Number(grace) });
+      if (ctx.json) printJson(ctx, list);
+      else ctx.out(table(list, secretColumns));
+      return 0;
+    },
+  },
+};
+
+const GROUPS: Record<string, { summary: string; commands: Record<string, Command> }> = {
+  calls: { summary: 'service calls', commands: calls },
+  secrets: { summary: 'request-signing secrets', commands: secrets },
+};
+
+function mainHelp(): string {
+  const lines = ['Usage: punctual <group> <command> [options]', ''];
+  for (const [group, { commands }] of Object.entries(GROUPS)) {
+    for (const [name, command] of Object.entries(commands)) {
+      lines.push(`  ${`${group} ${name}`.padEnd(20)}${command.summary}`);
+    }
+  }
+  lines.push('', '`punctual <group> <command> --help` for its options.', ...COMMON_HELP);
+  return lines.join('\n') + '\n';
+}
+
+function groupHelp(group: string): string {
+  const { summary, commands } = GROUPS[group]!;
+  const lines = [`Usage: punctual ${group} <command> [options]    (${summary})`, ''];
+  for (const [name, command] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)}${command.summary}`);
+  return lines.join('\n') + '\n';
+}
+
+function commandHelp(command: Command): string {
+  return (
+    [
+      `Usage: ${command.usage}`,
+      '',
+      command.summary,
+      ...(command.help.length > 0 ? ['', ...command.help] : []),
+      '',
+      ...COMMON_HELP,
+    ].join('\n') + '\n'
+  );
+}
+
+function clientFrom(values: Values, env: NodeJS.ProcessEnv): Punctual {
+  const baseUrl = (typeof values['api-url'] === 'string' ? values['api-url'] : undefined) ?? env.PUNCTUAL_URL;
+  const apiKey = (typeof values.key === 'string' ? values.key : undefined) ?? env.PUNCTUAL_API_KEY;
+  if (baseUrl === undefined || baseUrl === '') throw new UsageError('no API: set PUNCTUAL_URL or pass --api-url');
+  if (apiKey === undefined || apiKey === '') throw new UsageError('no key: set PUNCTUAL_API_KEY or pass --key');
+  return new Punctual({ baseUrl, apiKey });
+}
+
+function describeError(err: PunctualError): string {
+  const lines = [`error: ${err.title} (${err.status})`];
+  if (err.detail !== undefined) lines.push(err.detail);
+  for (const e of err.errors) lines.push(`  ${e.field}: ${e.message}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Runs one command line; the exit code is returned, never `process.exit`ed, so tests can call it too. */
+export async function run(argv: string[], env: NodeJS.ProcessEnv, output: Output): Promise<number> {
+  const [group, name, ...rest] = argv;
+  if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
+    output.out(mainHelp());
+    return group === undefined ? 2 : 0;
+  }
+  const commands = GROUPS[group]?.commands;
+  if (commands === undefined) {
+    output.err(`punctual: unknown group ${group}\n\n${mainHelp()}`);
+    return 2;
+  }
+  if (name === undefined || name === '--help' || name === '-h') {
+    output.out(groupHelp(group));
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    output.err(`punctual: unknown command ${group} ${name}\n\n${groupHelp(group)}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...COMMON, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help === true) {
+      output.out(commandHelp(command));
+      return 0;
+    }
+    let client: Punctual | undefined;
+    return await command.run({
+      ...output,
+      values,
+      positionals,
+      json: values.json === true,
+      client: () => (client ??= clientFrom(values, env)),
+    });
+  } catch (err) {
+    if (err instanceof PunctualError) {
+      output.err(describeError(err));
+      return 1;
+    }
+    if (
+      err instanceof UsageError ||
+      (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
+      output.err(`punctual ${group} ${name}: ${err.message}\n${commandHelp(command)}`);
+      return 2;
+    }
+    output.err(`punctual ${group} ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+/** The `punctual` executable (bin/punctual.js calls this). */
+export function main(): void {
+  run(process.argv.slice(2), process.env, {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`punctual: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,219 @@
+import createClient, { type Client } from 'openapi-fetch';
+import { PunctualError, PunctualTimeoutError } from './errors';
+import { retryingFetch, sleep } from './retry';
+import type { components, paths } from './schema';
+
+/**
+ * The typed client: every request and answer type below is taken from the generated `paths`
+ * and `components` (src/schema.ts), never written out again here, so a change of the API shows
+ * up as a compile error after `npm run generate`.
+ */
+
+type Schemas = components['schemas'];
+type JsonBody<Op> = Op extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+type Query<Op> = Op extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
+type Answer<Op, Status extends number> = Op extends {
+  responses: { [S in Status]: { content: { 'application/json': infer R } } };
+}
+  ? R
+  : never;
+
+type ServiceCallsPath = paths['/v1/service-calls'];
+
+export type ServiceCall = Schemas['ServiceCall'];
+export type ServiceCallSummary = Schemas['ServiceCallSummary'];
+export type ServiceCallPage = Schemas['ServiceCallPage'];
+export type ServiceCallStatus = ServiceCall['status'];
+export type SubmitBody = JsonBody<ServiceCallsPath['post']>;
+export type SubmitAnswer = Answer<ServiceCallsPath['post'], 202>;
+export type ListQuery = Query<ServiceCallsPath['get']>;
+/** The list's filters without paging: what `calls.list` walks. */
+export type ListFilter = Omit<ListQuery, 'cursor'>;
+export type ReplayBody = JsonBody<paths['/v1/service-calls/{id}/replay']['post']>;
+export type ReplayAnswer = Answer<paths['/v1/service-calls/{id}/replay']['post'], 202>;
+export type BulkBody = JsonBody<paths['/v1/service-calls/bulk/cancel']['post']>;
+export type BulkAnswer = Answer<paths['/v1/service-calls/bulk/cancel']['post'], 200>;
+export type BatchBody = JsonBody<paths['/v1/service-calls/batch']['post']>;
+export type BatchItem = BatchBody['items'][number];
+export type BatchAnswer = Answer<paths['/v1/service-calls/batch']['post'], 200>;
+export type SigningSecret = Answer<paths['/v1/signing-secrets']['get'], 200>['secrets'][number];
+export type RotateBody = NonNullable<JsonBody<paths['/v1/signing-secrets/rotate']['post']>>;
+
+/** The statuses a call never leaves. */
+export const TERMINAL_STATUSES: readonly ServiceCallStatus[] = ['Succeeded', 'Failed', 'Cancelled'];
+
+export interface PunctualOptions {
+  /** Where the API is, e.g. `https://punctual.example.com` (no `/v1`). */
+  baseUrl: string;
+  apiKey: string;
+  /** Defaults to `globalThis.fetch`. */
+  fetch?: (input: Request, init?: RequestInit) => Promise<Response>;
+  /** Retries of a 503 or a 429 before its error is thrown (default 3). */
+  maxRetries?: number;
+  /** The longest wait Retry-After may ask for between two attempts (default 30 s). */
+  maxRetryDelayMs?: number;
+}
+
+export interface KeyedOptions {
+  /** Reused by the client's own retries; generated (a random UUID) when not given. */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+/** What `submit` and `replay` answer, with the key they used and whether the API replayed an earlier answer. */
+export type Keyed<T> = T & { idempotencyKey: string; replayed: boolean };
+
+type Api = Client<paths>;
+
+interface Result<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+async function unwrap<T>(pending: Result<T> | Promise<Result<T>>): Promise<T> {
+  const { data, error, response } = await pending;
+  if (!response.ok || error !== undefined) throw PunctualError.fromResponse(response, error);
+  return data as T;
+}
+
+function newKey(): string {
+  // globalThis.crypto: Node 20 and every browser have randomUUID there, without a node: import.
+  return globalThis.crypto.randomUUID();
+}
+
+function keyed<T>(data: T, idempotencyKey: string, response: Response): Keyed<T> {
+  return { ...data, idempotencyKey, replayed: response.headers.get('idempotent-replayed') === 'true' };
+}
+
+function instant(value: string | Date): string {
+  return typeof value === 'string' ? value : value.toISOString();
+}
+
+export class ServiceCalls {
+  constructor(private readonly api: Api) {}
+
+  /** Submits a call; safe to retry with the same `idempotencyKey` (one is generated otherwise). */
+  async submit(body: SubmitBody, options: KeyedOptions = {}): Promise<Keyed<SubmitAnswer>> {
+    const key = options.idempotencyKey ?? newKey();
+    const result = await this.api.POST('/v1/service-calls', {
+      body,
+      params: { header: { 'Idempotency-Key': key } },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return keyed(await unwrap<SubmitAnswer>(result), key, result.response);
+  }
+
+  async get(id: string, options: { signal?: AbortSignal } = {}): Promise<ServiceCall> {
+    return unwrap(this.api.GET('/v1/service-calls/{id}', { params: { path: { id } }, ...options }));
+  }
+
+  /** One page of the list; pass the previous page's `nextCursor` as `cursor` for the next. */
+  async page(query: ListQuery = {}): Promise<ServiceCallPage> {
+    return unwrap(this.api.GET('/v1/service-calls', { params: { query } }));
+  }
+
+  /** Every call the filter matches, newest first, following the cursor page after page. */
+  async *list(filter: ListFilter = {}): AsyncGenerator<ServiceCallSummary, void, undefined> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.page(cursor === undefined ? filter : { ...filter, cursor });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+  }
+
+  async cancel(id: string): Promise<ServiceCall> {
+    return unwrap(this.api.POST('/v1/service-calls/{id}/cancel', { params: { path: { id } } }));
+  }
+
+  async reschedule(id: string, dueAt: string | Date): Promise<ServiceCall> {
+    return unwrap(
+      this.api.POST('/v1/service-calls/{id}/reschedule', {
+        params: { path: { id } },
+        body: { dueAt: instant(dueAt) },
+      }),
+    );
+  }
+
+  /** Runs a finished call again as a new one; keyed like `submit`. */
+  async replay(id: string, body: ReplayBody = {}, options: KeyedOptions = {}): Promise<Keyed<ReplayAnswer>> {
+    const key = options.idempotencyKey ?? newKey();
+    const result = await this.api.POST('/v1/service-calls/{id}/replay', {
+      params: { path: { id }, header: { 'Idempotency-Key': key } },
+      body,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return keyed(await unwrap<ReplayAnswer>(result), key, result.response);
+  }
+
+  async bulkCancel(body: BulkBody): Promise<BulkAnswer> {
+    return unwrap(this.api.POST('/v1/service-calls/bulk/cancel', { body }));
+  }
+
+  /**
+   * Without a key the API keys each replay by a digest of the body, so the same request again
+   * replays nothing twice; no key is generated here, so that stays true.
+   */
+  async bulkReplay(body: BulkBody, options: { idempotencyKey?: string } = {}): Promise<BulkAnswer> {
+    const header =
+      options.idempotencyKey === undefined ? {} : { header: { 'Idempotency-Key': options.idempotencyKey } };
+    return unwrap(this.api.POST('/v1/service-calls/bulk/replay', { body, params: header }));
+  }
+
+  /** Submits up to 1,000 calls; an item without `idempotencyKey` gets a generated one, so a retried batch is the same calls. */
+  async batch(items: BatchItem[]): Promise<BatchAnswer> {
+    const body = { items: items.map((item) => ({ ...item, idempotencyKey: item.idempotencyKey ?? newKey() })) };
+    return unwrap(this.api.POST('/v1/service-calls/batch', { body }));
+  }
+
+  /** Polls until the call is Succeeded, Failed or Cancelled; PunctualTimeoutError after `timeoutMs`. */
+  async waitFor(
+    id: string,
+    options: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ServiceCall> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const intervalMs = options.intervalMs ?? 500;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const call = await this.get(id, options.signal === undefined ? {} : { signal: options.signal });
+      if (TERMINAL_STATUSES.includes(call.status)) return call;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new PunctualTimeoutError(id, call.status, timeoutMs);
+      await sleep(Math.min(intervalMs, left), options.signal);
+    }
+  }
+}
+
+export class SigningSecrets {
+  constructor(private readonly api: Api) {}
+
+  /** Every secret that signs now, oldest first (the first is made on first use). */
+  async list(): Promise<SigningSecret[]> {
+    return (await unwrap(this.api.GET('/v1/signing-secrets'))).secrets;
+  }
+
+  /** A new secret signs from now on; the others keep signing for `graceSeconds` (default one day). */
+  async rotate(body: RotateBody = {}): Promise<SigningSecret[]> {
+    return (await unwrap(this.api.POST('/v1/signing-secrets/rotate', { body }))).secrets;
+  }
+}
+
+export class Punctual {
+  readonly calls: ServiceCalls;
+  readonly secrets: SigningSecrets;
+
+  constructor(options: PunctualOptions) {
+    const baseFetch = options.fetch ?? ((input: Request, init?: RequestInit) => globalThis.fetch(input, init));
+    const api = createClient<paths>({
+      baseUrl: options.baseUrl.replace(/\/+$/, ''),
+      headers: { authorization: `Bearer ${options.apiKey}` },
+      fetch: retryingFetch(baseFetch, {
+        maxRetries: options.maxRetries ?? 3,
+        maxDelayMs: options.maxRetryDelayMs ?? 30_000,
+      }),
+    });
+    this.calls = new ServiceCalls(api);
+    this.secrets = new SigningSecrets(api);
+  }
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createTestEnv, PROJECT_ROOT, type TestEnv } from '../support/env';
+import { eventually } from '../support/net';
+import { apiUrl, CLIENT_ROOT } from './support';
+
+/** The `punctual` command line as a child process against the real service. */
+
+const run = promisify(execFile);
+const BIN = path.join(CLIENT_ROOT, 'bin/punctual.js');
+
+let env: TestEnv;
+before(async () => {
+  env = await createTestEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+async function punctual(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, PUNCTUAL_URL: apiUrl(env), PUNCTUAL_API_KEY: env.tenants.a.key },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function json(...args: string[]): Promise<any> {
+  const r = await punctual(...args, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+describe('punctual CLI', () => {
+  test('submit, watch until Succeeded, show, list --json, replay', async () => {
+    const submitted = await json(
+      'calls',
+      'submit',
+      '--url',
+      env.target.url('/cli'),
+      '--method',
+      'POST',
+      '--header',
+      'X-From:cli',
+      '--body',
+      '{"a":1}',
+      '--tag',
+      'cli',
+      '--retry',
+      '2',
+    );
+    assert.equal(submitted.status, 'Scheduled');
+    const watched = await punctual('calls', 'watch', submitted.id, '--interval', '100');
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /Succeeded/);
+    const [hit] = env.target.hitsFor('/cli');
+    assert.equal(hit?.headers['x-from'], 'cli');
+    assert.deepEqual(JSON.parse(hit.body), { a: 1 });
+
+    const shown = await punctual('calls', 'show', submitted.id);
+    assert.equal(shown.code, 0);
+    assert.match(shown.stdout, new RegExp(`id\\s+${submitted.id}`));
+    assert.match(shown.stdout, /status\s+Succeeded/);
+    assert.match(shown.stdout, /ATTEMPT\s+STARTEDAT\s+STATUSCODE/);
+    assert.equal((await json('calls', 'show', submitted.id)).retry.maxAttempts, 2);
+
+    const items = await eventually('the call in the list', async () => {
+      const list = (await json('calls', 'list', '--tag', 'cli', '--status', 'Succeeded')) as { id: string }[];
+      return list.length === 1 ? list : undefined;
+    });
+    assert.equal(items[0]?.id, submitted.id);
+    const table = await punctual('calls', 'list', '--tag', 'cli');
+    assert.match(table.stdout, /^ID\s+STATUS\s+DUEAT\s+TAGS\n/);
+
+    const replay = await json('calls', 'replay', submitted.id);
+    assert.equal(replay.replayOf, submitted.id);
+  });
+
+  test('submit --due +10m, reschedule, cancel', async () => {
+    const submitted = await json('calls', 'submit', '--url', env.target.url('/cli-later'), '--due', '+10m');
+    const due = Date.parse(submitted.dueAt) - Date.now();
+    assert.ok(due > 9 * 60_000 && due <= 10 * 60_000, `due in ${due} ms`);
+    const moved = await json('calls', 'reschedule', submitted.id, '--due', '2030-01-01T00:00:00Z');
+    assert.equal(Date.parse(moved.dueAt), Date.parse('2030-01-01T00:00:00Z'));
+    const cancelled = await punctual('calls', 'cancel', submitted.id);
+    assert.equal(cancelled.code, 0);
+    assert.match(cancelled.stdout, /status\s+Cancelled/);
+  });
+
+  test('secrets list and rotate', async () => {
+    const before = await json('secrets', 'list');
+    const rotated = await json('secrets', 'rotate', '--grace', '60');
+    assert.equal(rotated.length, before.length + 1);
+    const table = await punctual('secrets', 'list');
+    assert.match(table.stdout, /^ID\s+SECRET\s+CREATEDAT\s+EXPIRESAT\n/);
+    assert.match(table.stdout, /whsec_/);
+  });
+
+  test('an API error exits 1 with the problem’s title and detail; a usage error exits 2', async () => {
+    const bad = await punctual('calls', 'show', 'not-a-uuid');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: Bad Request \(400\)\n/);
+    assert.match(bad.stderr, /must match format "uuid"/);
+    const conflict = await punctual(
+      'calls',
+      'cancel',
+      (await json('calls', 'submit', '--url', env.target.url('/x'))).id,
+    );
+    assert.ok(conflict.code === 0 || /Conflict \(409\)/.test(conflict.stderr), conflict.stderr);
+    const usage = await punctual('calls', 'submit');
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--url is required/);
+    const unknown = await punctual('calls', 'submit', '--url', 'https://example.com', '--nope');
+    assert.equal(unknown.code, 2);
+    const noKey = await run(process.execPath, [BIN, 'calls', 'list'], { env: { PATH: process.env.PATH } }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal((noKey as { code: number }).code, 2);
+  });
+
+  test('--help on every command; npx punctual works from the repository root', async () => {
+    for (const args of [[], ['calls'], ['secrets']]) {
+      const r = await punctual(...args, '--help');
+      assert.equal(r.code, 0, args.join(' '));
+      assert.match(r.stdout, /^Usage: punctual/);
+    }
+    for (const command of ['submit', 'list', 'show', 'cancel', 'watch', 'replay', 'reschedule']) {
+      const r = await punctual('calls', command, '--help');
+      assert.equal(r.code, 0, command);
+      assert.match(r.stdout, new RegExp(`^Usage: punctual calls ${command}`));
+      assert.match(r.stdout, /--api-url URL/);
+    }
+    for (const command of ['list', 'rotate']) {
+      assert.match(
+        (await punctual('secrets', command, '--help')).stdout,
+        new RegExp(`^Usage: punctual secrets ${command}`),
+      );
+    }
+    const npx = await run('npx', ['--no-install', 'punctual', '--help'], { cwd: PROJECT_ROOT });
+    assert.match(npx.stdout, /calls submit/);
+  });
+});

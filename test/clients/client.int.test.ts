@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { PunctualError, verifyWebhook, WebhookVerificationError, type Punctual } from '@punctual/client';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { eventually } from '../support/net';
+import { clientFor } from './support';
+
+/**
+ * Every method of @punctual/client against the real service (API, worker, relay, PostgreSQL,
+ * Temporal) over HTTP, as a tenant's code would use it.
+ */
+
+let env: TestEnv;
+let client: Punctual;
+before(async () => {
+  env = await createTestEnv();
+  client = clientFor(env);
+});
+after(async () => {
+  await env?.close();
+});
+
+const tomorrow = () => new Date(Date.now() + 24 * 3600 * 1000).toISOString();
+
+/** The list reads the read model, which the relay builds a moment after the submit. */
+async function listed(tag: string, count: number) {
+  return eventually(`${count} calls tagged ${tag} in the list`, async () => {
+    const ids: string[] = [];
+    for await (const call of client.calls.list({ tag: [tag], limit: 100 })) ids.push(call.id);
+    return ids.length === count ? ids : undefined;
+  });
+}
+
+describe('@punctual/client', () => {
+  test('submit, waitFor until Succeeded, get; the same idempotency key again is the same call', async () => {
+    const submitted = await client.calls.submit({
+      request: { method: 'POST', url: env.target.url('/client-ok'), body: { n: 1 } },
+      tags: ['client'],
+    });
+    assert.equal(submitted.status, 'Scheduled');
+    assert.equal(submitted.replayed, false);
+    assert.match(submitted.idempotencyKey, /^[0-9a-f-]{36}$/);
+    const done = await client.calls.waitFor(submitted.id, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.equal(done.status, 'Succeeded');
+    assert.equal(done.result?.statusCode, 200);
+    assert.equal((await client.calls.get(submitted.id)).attempts.length, 1);
+
+    const again = await client.calls.submit(
+      { request: { method: 'POST', url: env.target.url('/client-ok'), body: { n: 1 } }, tags: ['client'] },
+      { idempotencyKey: submitted.idempotencyKey },
+    );
+    assert.equal(again.id, submitted.id);
+    assert.equal(again.replayed, true);
+    assert.equal(env.target.hitsFor('/client-ok').length, 1);
+  });
+
+  test('cancel, reschedule and replay; waitFor times out on a call that is not due', async () => {
+    const later = await client.calls.submit({
+      request: { method: 'GET', url: env.target.url('/later') },
+      dueAt: tomorrow(),
+    });
+    const dueAt = new Date(Date.now() + 2 * 24 * 3600 * 1000);
+    const moved = await client.calls.reschedule(later.id, dueAt);
+    assert.equal(Date.parse(moved.dueAt), dueAt.getTime());
+    await assert.rejects(client.calls.waitFor(later.id, { timeoutMs: 300, intervalMs: 100 }), {
+      name: 'PunctualTimeoutError',
+    });
+    const cancelled = await client.calls.cancel(later.id);
+    assert.equal(cancelled.status, 'Cancelled');
+    await assert.rejects(client.calls.cancel(later.id), (err: unknown) => {
+      assert.ok(err instanceof PunctualError);
+      assert.equal(err.status, 409);
+      return true;
+    });
+
+    const replay = await client.calls.replay(later.id);
+    assert.equal(replay.replayOf, later.id);
+    assert.equal((await client.calls.waitFor(replay.id, { timeoutMs: 30_000, intervalMs: 100 })).status, 'Succeeded');
+    const same = await client.calls.replay(later.id, {}, { idempotencyKey: replay.idempotencyKey });
+    assert.equal(same.id, replay.id);
+    assert.equal(same.replayed, true);
+  });
+
+  test('batch, bulkCancel and bulkReplay by a tag', async () => {
+    const tag = `bulk-${randomUUID().slice(0, 8)}`;
+    const batch = await client.calls.batch(
+      [1, 2, 3].map(() => ({
+        request: { method: 'GET' as const, url: env.target.url('/bulk') },
+        dueAt: tomorrow(),
+        tags: [tag],
+      })),
+    );
+    assert.deepEqual(
+      batch.items.map((i) => i.status),
+      [202, 202, 202],
+    );
+    await listed(tag, 3);
+    const cancelled = await client.calls.bulkCancel({ filter: { tag, status: 'Scheduled' } });
+    assert.equal(cancelled.affected, 3);
+    await eventually('the cancels in the read model', async () => {
+      const page = await client.calls.page({ tag: [tag], status: ['Cancelled'] });
+      return page.items.length === 3 ? true : undefined;
+    });
+    const replayed = await client.calls.bulkReplay({ filter: { tag, status: 'Cancelled' } });
+    assert.equal(replayed.affected, 3);
+    assert.equal((await client.calls.bulkReplay({ filter: { tag, status: 'Cancelled' } })).affected, 0);
+  });
+
+  test('list walks every page: 250 calls, each once', async () => {
+    const tag = `page-${randomUUID().slice(0, 8)}`;
+    const answer = await client.calls.batch(
+      Array.from({ length: 250 }, (_, i) => ({
+        request: { method: 'GET' as const, url: env.target.url(`/page/${i}`) },
+        dueAt: tomorrow(),
+        tags: [tag],
+      })),
+    );
+    const submitted = answer.items.map((i) => i.id!);
+    const ids = await listed(tag, 250);
+    assert.equal(new Set(ids).size, 250);
+    assert.deepEqual([...ids].sort(), [...submitted].sort());
+    const first = await client.calls.page({ tag: [tag], limit: 100 });
+    assert.equal(first.items.length, 100);
+    assert.notEqual(first.nextCursor, null);
+    await client.calls.bulkCancel({ filter: { tag } });
+  });
+
+  test('a 400 is a PunctualError with the problem’s title, detail and the field at fault', async () => {
+    await assert.rejects(
+      client.calls.submit({ request: { method: 'GET', url: 'ftp://example.com/file' } }),
+      (err: unknown) => {
+        assert.ok(err instanceof PunctualError, String(err));
+        assert.equal(err.status, 400);
+        assert.equal(err.title, 'Bad Request');
+        assert.ok(err.detail !== undefined && err.detail.length > 0);
+        assert.ok(
+          err.errors.some((e) => e.field.endsWith('request.url')),
+          JSON.stringify(err.errors),
+        );
+        return true;
+      },
+    );
+    await assert.rejects(client.calls.get(randomUUID()), { name: 'PunctualError', status: 404 });
+    await assert.rejects(clientFor(env, { id: 'nobody', key: 'not-a-key-at-all-0000' }).calls.page(), {
+      status: 401,
+    });
+  });
+
+  test('secrets: list and rotate', async () => {
+    const before = await client.secrets.list();
+    assert.ok(before.length >= 1);
+    assert.match(before[0]!.secret, /^whsec_/);
+    const rotated = await client.secrets.rotate({ graceSeconds: 3600 });
+    assert.equal(rotated.length, before.length + 1);
+    assert.deepEqual(await client.secrets.list(), rotated);
+  });
+
+  test('verifyWebhook accepts a real signed request from the service and refuses a tampered one', async () => {
+    const secrets = await client.secrets.list();
+    const submitted = await client.calls.submit({
+      request: { method: 'POST', url: env.target.url('/signed'), body: { invoice: 1042 } },
+    });
+    await client.calls.waitFor(submitted.id, { timeoutMs: 30_000, intervalMs: 100 });
+    const [hit] = env.target.hitsFor('/signed');
+    assert.ok(hit !== undefined);
+    const verified = verifyWebhook(hit.headers, hit.body, secrets);
+    assert.equal(verified.body, hit.body);
+    assert.deepEqual(JSON.parse(verified.body), { invoice: 1042 });
+    assert.equal(verified.id, hit.headers['webhook-id']);
+    // A Fetch Headers object and one secret alone work too; the newest secret signs as well.
+    verifyWebhook(new Headers(hit.headers as Record<string, string>), Buffer.from(hit.body), secrets.at(-1)!.secret);
+
+    assert.throws(
+      () => verifyWebhook(hit.headers, hit.body.replace('1042', '1043'), secrets),
+      WebhookVerificationError,
+    );
+    const { 'webhook-signature': _signature, ...unsigned } = hit.headers;
+    assert.throws(() => verifyWebhook(unsigned, hit.body, secrets), WebhookVerificationError);
+    const other = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    assert.throws(() => verifyWebhook(hit.headers, hit.body, [other]), WebhookVerificationError);
+  });
+});
