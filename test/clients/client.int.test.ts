@@ -68,9 +68,11 @@ describe('@punctual/client', () => {
     });
     const cancelled = await client.calls.cancel(later.id);
     assert.equal(cancelled.status, 'Cancelled');
-    await assert.rejects(client.calls.cancel(later.id), (err: unknown) => {
+    assert.equal((await client.calls.cancel(later.id)).status, 'Cancelled', 'a repeated cancel changes nothing');
+    await assert.rejects(client.calls.reschedule(later.id, dueAt), (err: unknown) => {
       assert.ok(err instanceof PunctualError);
       assert.equal(err.status, 409);
+      assert.equal(err.title, 'Conflict');
       return true;
     });
 

@@ -39,7 +39,7 @@ test('a 429 is retried after Retry-After with the same Idempotency-Key, and the 
       return response;
     },
   });
-  const body = { request: { method: 'GET' as const, url: 'https://example.com/' }, dueAt: '2030-01-01T00:00:00Z' };
+  const body = { request: { method: 'GET' as const, url: 'https://example.com/' }, dueAt: new Date(Date.now() + 3_600_000).toISOString() };
   const retryAfter = await exhaust();
   assert.ok(retryAfter >= 1, `Retry-After ${retryAfter}`);
   const started = Date.now();
