@@ -39,7 +39,10 @@ test('a 429 is retried after Retry-After with the same Idempotency-Key, and the 
       return response;
     },
   });
-  const body = { request: { method: 'GET' as const, url: 'https://example.com/' }, dueAt: new Date(Date.now() + 3_600_000).toISOString() };
+  const body = {
+    request: { method: 'GET' as const, url: 'https://example.com/' },
+    dueAt: new Date(Date.now() + 3_600_000).toISOString(),
+  };
   const retryAfter = await exhaust();
   assert.ok(retryAfter >= 1, `Retry-After ${retryAfter}`);
   const started = Date.now();
