@@ -17,6 +17,8 @@ WORKDIR /app
 
 # Dependencies first, so editing sources does not invalidate the npm ci layer.
 COPY package.json package-lock.json ./
+# The workspace package (clients/typescript) must be there for npm ci to link it.
+COPY clients/typescript/package.json clients/typescript/
 RUN npm ci --no-audit --no-fund
 
 COPY . .
