@@ -5,6 +5,7 @@
  */
 
 export const CALL_ID = '3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10';
+export const SCHEDULE_ID = '8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50';
 const CREATED_AT = '2029-12-31T18:00:00.000Z';
 const DUE_AT = '2030-01-01T09:00:00.000Z';
 

@@ -19,6 +19,7 @@ const PARAMETERS = [
   'dueBefore',
   'replayOf',
   'callbackStatus',
+  'scheduleId',
   'limit',
   'cursor',
 ] as const;
@@ -79,7 +80,9 @@ function instant(name: Parameter, raw: unknown): Date {
 
 function uuidParameter(name: Parameter, raw: unknown): string {
   const value = single(name, raw);
-  if (!UUID.test(value)) throw new BadRequestError(name, 'must be a service call id (a UUID)');
+  if (!UUID.test(value)) {
+    throw new BadRequestError(name, `must be a ${name === 'scheduleId' ? 'schedule' : 'service call'} id (a UUID)`);
+  }
   return value.toLowerCase();
 }
 
@@ -135,6 +138,7 @@ function filterDigest(filter: FilterPart): string {
     // Only when given: cursors made before this filter existed stay valid.
     ...(filter.replayOf === undefined ? [] : [filter.replayOf]),
     ...(filter.callbackStatus === undefined ? [] : [`callback:${filter.callbackStatus}`]),
+    ...(filter.scheduleId === undefined ? [] : [`schedule:${filter.scheduleId}`]),
   ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
 }
@@ -191,6 +195,7 @@ export function parseListQuery(query: unknown): ListFilter {
     ...(raw.dueBefore === undefined ? {} : { dueBefore: instant('dueBefore', raw.dueBefore) }),
     ...(raw.replayOf === undefined ? {} : { replayOf: uuidParameter('replayOf', raw.replayOf) }),
     ...(raw.callbackStatus === undefined ? {} : { callbackStatus: callbackStatus(raw.callbackStatus) }),
+    ...(raw.scheduleId === undefined ? {} : { scheduleId: uuidParameter('scheduleId', raw.scheduleId) }),
   };
   return {
     ...filter,

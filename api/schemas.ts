@@ -10,6 +10,7 @@ import {
   batchExample,
   bulkAnswerExample,
   CALL_ID,
+  SCHEDULE_ID,
   cancelledExample,
   detailExample,
   pageExample,
@@ -236,6 +237,16 @@ export const serviceCallViewSchema = {
       type: 'array',
       items: { type: 'string', format: 'uuid' },
       description: 'Detail only: the calls that replay this one, oldest first.',
+    },
+    scheduleId: {
+      type: ['string', 'null'],
+      format: 'uuid',
+      description: 'The schedule this call is a run of (`POST /v1/schedules`); null for a call submitted directly.',
+    },
+    scheduledAt: {
+      type: ['string', 'null'],
+      format: 'date-time',
+      description: "The instant the schedule fired this run for (its idempotency key's instant); null for a call submitted directly.",
     },
     callback: {
       description: 'The callback asked for at submit and its deliveries; null when none was.',
@@ -673,6 +684,12 @@ const listQuerySchema = {
       enum: CALLBACK_STATUSES,
       description: 'Only calls whose callback is in this status: `Failed` lists the callbacks that gave up.',
       examples: ['Failed'],
+    },
+    scheduleId: {
+      type: 'string',
+      format: 'uuid',
+      description: "Only the runs of this schedule (another tenant's schedule lists nothing).",
+      examples: [SCHEDULE_ID],
     },
     limit: {
       type: 'integer',

@@ -11,6 +11,7 @@ import {
   type NewEvent,
   type RequestSecrets,
   type RetryPolicy,
+  type ScheduleRunRef,
   type ServiceCallSubmitted,
   type StoredEvent,
 } from './events';
@@ -52,6 +53,8 @@ export interface SubmitCommand {
   timeoutMs: number;
   /** Absent: no callback. */
   callback?: CallbackSpec | undefined;
+  /** Set on a schedule's run (ADR-0017); absent on a call submitted directly. */
+  schedule?: ScheduleRunRef | undefined;
   correlationId: string;
 }
 
@@ -111,7 +114,7 @@ export function recordAppended(deps: Deps, events: readonly NewEvent[]): void {
   }
 }
 
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
@@ -189,6 +192,7 @@ function planSubmit(deps: Deps, cmd: SubmitCommand, now: Date): PlannedSubmit {
       retry: cmd.retry,
       timeoutMs: cmd.timeoutMs,
       callback: cmd.callback ?? null,
+      schedule: cmd.schedule ?? null,
     },
     undefined,
   );
@@ -418,7 +422,7 @@ export async function handleCommand(
 
 /** The request exactly as submitted: the stored summary with its sealed secrets put back. */
 export function requestFromSubmitted(
-  data: ServiceCallSubmitted['data'],
+  data: Pick<ServiceCallSubmitted['data'], 'request' | 'secrets'>,
   streamId: string,
   keyring: Keyring,
 ): HttpRequestSpec {

@@ -5,6 +5,7 @@ import type {
   EventBody,
   RequestSummary,
   RetryPolicy,
+  ScheduleRunRef,
   SealedValue,
 } from './events';
 import { ATTEMPT_FAILURE, isRetryable, isSuccessStatus, retryDelayMs, type AttemptFailureKind } from './http-policy';
@@ -56,6 +57,8 @@ export interface SubmitCommand {
   retry: RetryPolicy;
   timeoutMs: number;
   callback: CallbackSpec | null;
+  /** Set on a schedule's run (ADR-0017). */
+  schedule?: ScheduleRunRef | null;
 }
 
 export interface MarkDueCommand {
@@ -196,6 +199,7 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             retry: command.retry,
             timeoutMs: command.timeoutMs,
             ...(command.callback === null ? {} : { callback: command.callback }),
+            ...(command.schedule == null ? {} : { schedule: command.schedule }),
           },
         },
       ];

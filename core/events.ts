@@ -99,6 +99,13 @@ export interface ServiceCallSubmittedData {
   replayOf?: string;
   /** Absent on calls without a callback (and on every call submitted before callbacks existed). */
   callback?: CallbackSpec;
+  /** The schedule this call is a run of, and the instant it was scheduled for (ADR-0017). */
+  schedule?: ScheduleRunRef;
+}
+
+export interface ScheduleRunRef {
+  id: string;
+  scheduledAt: string;
 }
 
 export interface DueTimeReachedData {

@@ -47,6 +47,10 @@ export interface ServiceCallState {
   replayOf: string | null;
   /** The callback asked for at submit, and its deliveries; null when none was. */
   callback: CallbackState | null;
+  /** The schedule this call is a run of; null for a call submitted directly. */
+  scheduleId: string | null;
+  /** The instant the schedule fired this run for; null for a call submitted directly. */
+  scheduledAt: string | null;
   /** Version of the last event folded in. */
   version: number;
 }
@@ -96,6 +100,8 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
         event.data.callback === undefined
           ? null
           : { url: event.data.callback.url, on: event.data.callback.on, status: 'Pending', attempts: [] },
+      scheduleId: event.data.schedule?.id ?? null,
+      scheduledAt: event.data.schedule?.scheduledAt ?? null,
       version: event.version,
     };
   }

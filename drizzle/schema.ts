@@ -12,6 +12,7 @@ import {
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { ScheduleState } from '../core/schedule';
 import type { ServiceCallState } from '../core/service-call';
 
 /**
@@ -128,6 +129,8 @@ export const serviceCalls = pgTable(
     replayOf: uuid('replay_of'),
     /** The callback's status (Pending, Delivered, Failed, NotRequired); null without a callback. */
     callbackStatus: text('callback_status'),
+    /** The schedule whose run this call is (ADR-0017); null for a call submitted directly. */
+    scheduleId: uuid('schedule_id'),
     /** Stream version last applied; an upsert only moves it forward, so replays are harmless. */
     version: integer('version').notNull(),
   },
@@ -155,6 +158,10 @@ export const serviceCalls = pgTable(
     index('service_calls_tenant_callback_created_idx')
       .on(t.tenantId, t.callbackStatus, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
       .where(sql`callback_status is not null`),
+    /** A schedule's runs (the list's `scheduleId` filter, a schedule's `recentRuns`), in list order. */
+    index('service_calls_tenant_schedule_created_idx')
+      .on(t.tenantId, t.scheduleId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`schedule_id is not null`),
     /**
      * The reconciler's keyset walk over calls that must have a live workflow (ADR-0013, ADR-0016):
      * unfinished, or finished with a callback still to deliver. Partial, so its size follows
@@ -184,3 +191,35 @@ export const signingSecrets = pgTable(
   },
   (t) => [index('signing_secrets_tenant_idx').on(t.tenantId, t.createdAt)],
 );
+
+/**
+ * Read model of schedules (ADR-0017), written in the transaction of each schedule command (so the
+ * per-tenant limit counts exactly and a created schedule lists at once) and by the schedules
+ * projection, which can rebuild it; both upserts only move a row forward by stream version.
+ */
+export const schedules = pgTable(
+  'schedules',
+  {
+    tenantId: text('tenant_id').notNull(),
+    id: uuid('id').notNull(),
+    /** The folded state, request headers redacted; the sealed secrets stay in the event store. */
+    state: jsonb('state').$type<ScheduleState>().notNull(),
+    /** Active, Paused or Deleted (a deleted schedule keeps its row, so an old event cannot bring it back). */
+    status: text('status').notNull(),
+    tags: text('tags').array().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+    version: integer('version').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.id] }),
+    /** The list (newest first, keyset on (createdAt, id)), with or without a status filter. */
+    index('schedules_tenant_status_created_idx').on(
+      t.tenantId,
+      t.status,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('schedules_tags_idx').using('gin', t.tags),
+  ],
+);
+export type ScheduleRow = typeof schedules.$inferSelect;

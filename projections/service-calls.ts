@@ -25,10 +25,10 @@ export async function findReplays(db: DbOrTx, tenantId: string, id: string): Pro
 }
 
 /** Fields a document written before they existed lacks, as the state has them now. */
-function withDefaults<T extends Partial<Pick<ServiceCallState, 'callback'>>>(
+function withDefaults<T extends Partial<Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'>>>(
   doc: T,
-): T & Pick<ServiceCallState, 'callback'> {
-  return { ...doc, callback: doc.callback ?? null };
+): T & Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'> {
+  return { ...doc, callback: doc.callback ?? null, scheduleId: doc.scheduleId ?? null, scheduledAt: doc.scheduledAt ?? null };
 }
 
 /** The stream version column is what the upsert compares: it is the one the state carries. */
@@ -48,6 +48,7 @@ function stateToRow(state: ServiceCallState): typeof serviceCalls.$inferInsert {
     createdAt: new Date(state.createdAt),
     replayOf: state.replayOf,
     callbackStatus: state.callback?.status ?? null,
+    scheduleId: state.scheduleId,
     version: state.version,
   };
 }
@@ -172,6 +173,8 @@ export interface ListFilter {
   replayOf?: string;
   /** Only calls whose callback is in this status. */
   callbackStatus?: CallbackStatus;
+  /** Only the runs of this schedule. */
+  scheduleId?: string;
   limit: number;
   /** Continue strictly after this position. */
   after?: ListPosition;
@@ -206,6 +209,7 @@ function listBranch(tenantId: string, filter: ListFilter, status: Status | undef
   if (filter.dueBefore !== undefined) where.push(sql`${serviceCalls.dueAt} < ${at(filter.dueBefore)}`);
   if (filter.replayOf !== undefined) where.push(sql`${serviceCalls.replayOf} = ${filter.replayOf}::uuid`);
   if (filter.callbackStatus !== undefined) where.push(sql`${serviceCalls.callbackStatus} = ${filter.callbackStatus}`);
+  if (filter.scheduleId !== undefined) where.push(sql`${serviceCalls.scheduleId} = ${filter.scheduleId}::uuid`);
   if (filter.after !== undefined) {
     where.push(
       sql`(${serviceCalls.createdAt}, ${serviceCalls.id}) < (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`,

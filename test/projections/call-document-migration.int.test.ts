@@ -85,8 +85,10 @@ test('rows of the column-per-field read model read back unchanged after the docu
       responseHeaders: { 'content-type': 'application/json' },
     },
     replayOf: null,
-    // Rows from before callbacks read as calls without one.
+    // Rows from before callbacks read as calls without one, and from before schedules as no run.
     callback: null,
+    scheduleId: null,
+    scheduledAt: null,
     version: 3,
   };
   const retrying: ServiceCallState = {
