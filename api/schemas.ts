@@ -246,7 +246,8 @@ export const serviceCallViewSchema = {
     scheduledAt: {
       type: ['string', 'null'],
       format: 'date-time',
-      description: "The instant the schedule fired this run for (its idempotency key's instant); null for a call submitted directly.",
+      description:
+        "The instant the schedule fired this run for (its idempotency key's instant); null for a call submitted directly.",
     },
     callback: {
       description: 'The callback asked for at submit and its deliveries; null when none was.',

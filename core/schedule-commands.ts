@@ -161,7 +161,9 @@ export async function createSchedule(deps: ScheduleDeps, cmd: CreateScheduleRequ
           .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, key)));
         if (existing === undefined) throw new Error('idempotency row vanished during create');
         if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
-        const state = foldSchedule(await readStream<ScheduleEvent>(tx, streamIdFor(cmd.tenantId, existing.serviceCallId)));
+        const state = foldSchedule(
+          await readStream<ScheduleEvent>(tx, streamIdFor(cmd.tenantId, existing.serviceCallId)),
+        );
         if (state === undefined) throw new IdempotencyKeyReusedError(key);
         return { state, replayed: true };
       }
@@ -259,7 +261,11 @@ export async function updateSchedule(
       if (given !== undefined && Object.keys(given).length > 0) {
         const { request, ...rest } = given;
         const sealed = request === undefined ? undefined : sealRun(deps, { ...state.run, ...rest, request }, streamId);
-        run = { ...state.run, ...rest, ...(sealed === undefined ? {} : { request: sealed.request, secrets: sealed.secrets }) };
+        run = {
+          ...state.run,
+          ...rest,
+          ...(sealed === undefined ? {} : { request: sealed.request, secrets: sealed.secrets }),
+        };
       }
       return {
         type: 'UpdateSchedule',

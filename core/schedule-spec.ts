@@ -28,7 +28,7 @@ function valueOf(raw: string, field: CronField): number | undefined {
     const n = Number(raw);
     return n >= field.min && n <= field.max ? n : undefined;
   }
-  const index = field.names?.indexOf(raw.toUpperCase() as never) ?? -1;
+  const index = field.names?.indexOf(raw.toUpperCase()) ?? -1;
   if (index < 0) return undefined;
   // Month names count from 1, day names from 0.
   return field.min === 1 ? index + 1 : index;

@@ -153,7 +153,14 @@ export async function listSchedules(
   const where: SQL[] = [
     sql`${schedules.tenantId} = ${tenantId}`,
     sql`${schedules.status} <> 'Deleted'`,
-    ...(statuses === null ? [] : [sql`(${sql.join(statuses.map((s) => shown[s]), sql` or `)})`]),
+    ...(statuses === null
+      ? []
+      : [
+          sql`(${sql.join(
+            statuses.map((s) => shown[s]),
+            sql` or `,
+          )})`,
+        ]),
   ];
   if (filter.tags.length > 0) {
     where.push(

@@ -28,7 +28,12 @@ export async function findReplays(db: DbOrTx, tenantId: string, id: string): Pro
 function withDefaults<T extends Partial<Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'>>>(
   doc: T,
 ): T & Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'> {
-  return { ...doc, callback: doc.callback ?? null, scheduleId: doc.scheduleId ?? null, scheduledAt: doc.scheduledAt ?? null };
+  return {
+    ...doc,
+    callback: doc.callback ?? null,
+    scheduleId: doc.scheduleId ?? null,
+    scheduledAt: doc.scheduledAt ?? null,
+  };
 }
 
 /** The stream version column is what the upsert compares: it is the one the state carries. */
