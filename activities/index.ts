@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
+import { submitScheduleRun, type RunOutcome } from '../core/schedule-commands';
 import { handleCommand, requestFromSubmitted, type CommandOptions, type Deps } from '../core/commands';
 import { NotDueError, NotFoundError, type Command } from '../core/decider';
 import type { AttemptRecord, ServiceCallSubmitted, StoredEvent } from '../core/events';
@@ -282,6 +283,23 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     /**
+     * Submits one run of a schedule (workflows/scheduled-run.ts) for the instant its action was
+     * scheduled for; a retry answers the call the first try made (ADR-0017).
+     */
+    async submitScheduledRun(ref: { tenantId: string; scheduleId: string; scheduledAt: string }): Promise<RunOutcome> {
+      const outcome = await submitScheduleRun(deps, {
+        tenantId: ref.tenantId,
+        scheduleId: ref.scheduleId,
+        scheduledAt: new Date(ref.scheduledAt),
+        manual: false,
+      });
+      deps.log.info(
+        { tenantId: ref.tenantId, scheduleId: ref.scheduleId, scheduledAt: ref.scheduledAt, ...outcome },
+        'schedule run submitted',
+      );
+      return outcome;
+    },
+    /**
      * One attempt of a call: the first one records DueTimeReached, then the request is sent
      * exactly as submitted (secrets unsealed here, in memory only), signed, and its outcome
      * appended. Repeated after a worker crash, it finds a recorded outcome and does not call
@@ -455,3 +473,6 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** What a schedule's action leaves in its workflow's result: the run's call, or why there is none. */
+export type ScheduleRunReport = RunOutcome;

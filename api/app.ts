@@ -25,6 +25,7 @@ import { batchRoutes } from './routes/batch';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
+import { scheduleRoutes } from './routes/schedules';
 import { signingSecretRoutes } from './routes/signing-secrets';
 import {
   healthRouteSchema,
@@ -166,6 +167,11 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
     await scope.register(signingSecretRoutes, deps);
     await scope.register(serviceCallListRoutes, deps);
     await scope.register(lifecycleRoutes, deps);
+    await scope.register(scheduleRoutes, {
+      ...deps,
+      schedulesPerTenant: config.schedulesPerTenant,
+      scheduleTarget: { client: fastify.temporalClient, taskQueue: config.temporalTaskQueue },
+    });
   });
 }
 

@@ -163,3 +163,61 @@ export const PROBLEM_EXAMPLES: Record<string, Record<string, unknown>> = {
     detail: 'the database is unavailable; retry shortly',
   },
 };
+
+const SCHEDULE_CREATED_AT = '2029-12-01T08:00:00.000Z';
+
+/** A schedule body: a reminder every weekday at 09:00 in New York. */
+export const scheduleCreateExample = {
+  cron: '0 9 * * 1-5',
+  timezone: 'America/New_York',
+  request: {
+    method: 'POST',
+    url: 'https://api.example.com/reports/daily',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer s3cr3t' },
+    body: { report: 'daily' },
+  },
+  tags: ['reports'],
+  retry: { maxAttempts: 3 },
+  overlap: 'AllowAll',
+} as const;
+
+export const scheduleExample = {
+  id: SCHEDULE_ID,
+  status: 'Active',
+  spec: {
+    cron: '0 9 * * 1-5',
+    intervalSeconds: null,
+    timezone: 'America/New_York',
+    startAt: null,
+    endAt: null,
+    jitterSeconds: 0,
+  },
+  overlap: 'AllowAll',
+  request: {
+    method: 'POST',
+    url: 'https://api.example.com/reports/daily',
+    headers: { 'content-type': 'application/json', authorization: '[REDACTED]' },
+  },
+  tags: ['reports'],
+  retry: { maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
+  timeoutMs: 10000,
+  callback: null,
+  nextRunAts: [
+    '2029-12-03T14:00:00.000Z',
+    '2029-12-04T14:00:00.000Z',
+    '2029-12-05T14:00:00.000Z',
+    '2029-12-06T14:00:00.000Z',
+    '2029-12-07T14:00:00.000Z',
+  ],
+  recentRuns: [{ scheduledAt: '2029-11-30T14:00:00.000Z', serviceCallId: CALL_ID }],
+  createdAt: SCHEDULE_CREATED_AT,
+  updatedAt: SCHEDULE_CREATED_AT,
+} as const;
+
+export const schedulePageExample = { items: [scheduleExample], nextCursor: null } as const;
+
+export const triggerAnswerExample = {
+  scheduleId: SCHEDULE_ID,
+  serviceCallId: CALL_ID,
+  scheduledAt: '2029-12-02T10:15:00.000Z',
+} as const;

@@ -73,7 +73,9 @@ function exampleCursor(parameters: unknown[]): string | undefined {
 
 const DESCRIPTIONS: Record<string, string> = {
   '200': 'OK',
+  '201': 'Created',
   '202': 'Accepted',
+  '204': 'No Content',
   '400': 'Invalid input; `errors` names each offending field or parameter',
   '401': 'Missing, unknown or revoked API key',
   '404': 'No such call for this tenant',
@@ -250,6 +252,7 @@ export const openApiPlugin = fp(
         },
         tags: [
           { name: 'service calls', description: 'Submit, read, list and cancel calls.' },
+          { name: 'schedules', description: 'Recurring calls: each run is an ordinary service call.' },
           { name: 'operations', description: 'Health checks for load balancers and orchestrators.' },
         ],
         components: {

@@ -55,6 +55,8 @@ export interface Config {
   rateLimit: RateLimit;
   /** How callbacks are delivered (ADR-0016); read by the relay, which starts the workflows. */
   callback: CallbackPolicy;
+  /** Most schedules one tenant may hold (deleted ones do not count); ADR-0017. */
+  schedulesPerTenant: number;
 }
 
 /**
@@ -198,5 +200,6 @@ export function loadConfig(env: Env = process.env): Config {
     workflowBundlePath: optional(env, 'WORKFLOW_BUNDLE_PATH'),
     rateLimit: loadRateLimit(env),
     callback: loadCallbackPolicy(env),
+    schedulesPerTenant: int(env, 'SCHEDULES_PER_TENANT', 1000, 0, 1_000_000),
   };
 }

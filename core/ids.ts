@@ -45,3 +45,13 @@ export function deterministicMessageId(serviceCallId: string, step: string): str
 }
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The Temporal Schedule derived from a Punctual schedule (ADR-0017). */
+export function temporalScheduleIdFor(tenantId: string, scheduleId: string): string {
+  return `schedule/${tenantId}/${scheduleId}`;
+}
+
+/** The workflow id prefix of a schedule's actions; Temporal appends each action's instant. */
+export function scheduledRunWorkflowIdFor(tenantId: string, scheduleId: string): string {
+  return `schedule-run/${tenantId}/${scheduleId}`;
+}

@@ -1,3 +1,4 @@
+import { AGGREGATE_TYPE } from './events';
 import type {
   AttemptRecord,
   CallbackAttemptRecord,
@@ -184,6 +185,11 @@ export function needsWorkflow(state: ServiceCallState): boolean {
   return !TERMINAL_STATUSES.has(state.status) || callbackDue(state);
 }
 
+/**
+ * The call a stream holds; undefined for none, and for a stream of another aggregate (a
+ * schedule's id shares the stream key space: asked for as a call, it is no call).
+ */
 export function fold(events: readonly ServiceCallEvent[]): ServiceCallState | undefined {
+  if (events.length > 0 && events[0]?.aggregateType !== AGGREGATE_TYPE) return undefined;
   return events.reduce<ServiceCallState | undefined>(evolve, undefined);
 }

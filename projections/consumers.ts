@@ -6,6 +6,8 @@ import type { StoredEvent } from '../core/events';
 import type { Logger } from '../core/logger';
 import { outboxBacklog } from '../core/metrics';
 import type { LogConsumer } from './relay';
+import { createScheduleSyncer, SCHEDULE_SYNCER_NAME } from './schedule-syncer';
+import { applyScheduleEvents, SCHEDULES_PROJECTION, schedulesProjection } from './schedules';
 import { applyEvents, createServiceCallsProjection, PROJECTION_NAME } from './service-calls';
 import { createWorkflowStarter, STARTER_NAME, type StartTarget } from './workflow-starter';
 
@@ -46,5 +48,15 @@ export const CONSUMERS: readonly ConsumerDefinition[] = [
     create: ({ log, start }) => createWorkflowStarter({ ...start, log }),
     // The starter is what hands submits and cancels to Temporal: its lag is the outbox backlog.
     lagGauge: outboxBacklog,
+  },
+  {
+    name: SCHEDULES_PROJECTION,
+    create: () => schedulesProjection,
+    rebuild: { table: schema.schedules, apply: applyScheduleEvents },
+  },
+  {
+    // Derives each schedule's Temporal Schedule from its stream (ADR-0017).
+    name: SCHEDULE_SYNCER_NAME,
+    create: ({ log, start }) => createScheduleSyncer({ client: start.client, taskQueue: start.taskQueue, log }),
   },
 ];

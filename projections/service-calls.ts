@@ -1,7 +1,7 @@
-import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { serviceCalls, type ServiceCallRow } from '../drizzle/schema';
 import type { DbOrTx } from '../core/db';
-import type { StoredEvent } from '../core/events';
+import { AGGREGATE_TYPE, type StoredEvent } from '../core/events';
 import { shownRequest, toView, type ServiceCallView } from '../core/view';
 import { evolve, type CallbackStatus, type ServiceCallState, type Status } from '../core/service-call';
 import type { Logger } from '../core/logger';
@@ -78,9 +78,11 @@ export async function applyEvents(
   batch: readonly StoredEvent[],
   onUpsert?: (state: ServiceCallState, lastEvent: StoredEvent) => void,
 ): Promise<number> {
-  if (batch.length === 0) return 0;
+  // The log holds every aggregate's events; schedules have their own projection.
+  const calls = batch.filter((e) => e.aggregateType === AGGREGATE_TYPE);
+  if (calls.length === 0) return 0;
   const keyOf = (tenantId: string, id: string) => `${tenantId}/${id}`;
-  const keys = new Map(batch.map((e) => [keyOf(e.tenantId, e.aggregateId), e]));
+  const keys = new Map(calls.map((e) => [keyOf(e.tenantId, e.aggregateId), e]));
   const existing = await tx
     .select()
     .from(serviceCalls)
@@ -93,7 +95,7 @@ export async function applyEvents(
   const states = new Map<string, ServiceCallState>();
   for (const row of existing) states.set(keyOf(row.tenantId, row.id), rowToState(row));
   const touched = new Map<string, StoredEvent>();
-  for (const event of batch) {
+  for (const event of calls) {
     const key = keyOf(event.tenantId, event.aggregateId);
     const state = states.get(key);
     if (state !== undefined && event.version <= state.version) continue;
@@ -263,4 +265,20 @@ export async function listServiceCalls(db: DbOrTx, tenantId: string, filter: Lis
     }),
     next: rows.length > filter.limit && last !== undefined ? { createdAt: last.position, id: last.id } : null,
   };
+}
+
+/** A schedule's latest runs, newest first: what its `recentRuns` shows. */
+export async function findScheduleRuns(
+  db: DbOrTx,
+  tenantId: string,
+  scheduleId: string,
+  limit: number,
+): Promise<{ scheduledAt: string; serviceCallId: string }[]> {
+  const rows = await db
+    .select({ id: serviceCalls.id, state: serviceCalls.state })
+    .from(serviceCalls)
+    .where(and(eq(serviceCalls.tenantId, tenantId), eq(serviceCalls.scheduleId, scheduleId)))
+    .orderBy(desc(serviceCalls.createdAt), desc(serviceCalls.id))
+    .limit(limit);
+  return rows.map((r) => ({ scheduledAt: r.state.scheduledAt ?? r.state.dueAt, serviceCallId: r.id }));
 }

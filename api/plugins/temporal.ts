@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { lazyTemporalClient, type TemporalTarget } from '../../core/temporal';
@@ -7,16 +8,19 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Whether the Temporal namespace answers within the readiness timeout. */
     temporalReachable(): Promise<boolean>;
+    /** A client on the same lazy connection: the schedule routes sync and describe Temporal Schedules with it. */
+    temporalClient: Client;
   }
 }
 
 /**
- * The api needs Temporal only to report readiness (a submit is durable in Postgres alone): a
- * lazy connection, made on the first check and closed with the app.
+ * The api needs Temporal to report readiness (a submit is durable in Postgres alone) and for the
+ * schedule routes' fast path: a lazy connection, made on first use and closed with the app.
  */
 export const temporalPlugin = fp(
   async (fastify: FastifyInstance, target: TemporalTarget) => {
-    const { connection } = lazyTemporalClient(target);
+    const { connection, client } = lazyTemporalClient(target);
+    fastify.decorate('temporalClient', client);
     // Closing the connection under a call still in flight throws from inside the gRPC client:
     // closing waits for the checks it started.
     const inFlight = new Set<Promise<unknown>>();
