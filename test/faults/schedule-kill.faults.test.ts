@@ -20,7 +20,10 @@ type Json = Record<string, unknown>;
 async function api(env: FaultEnv, method: string, path: string, body?: unknown): Promise<Json> {
   const response = await fetch(`${env.apiUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${env.tenant.key}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${env.tenant.key}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   assert.ok(response.status < 300, `${method} ${path} → ${response.status}`);
