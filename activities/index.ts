@@ -10,7 +10,14 @@ import { ConcurrencyError, readStream } from '../core/event-store';
 import { ATTEMPT_FAILURE, isSuccessStatus } from '../core/http-policy';
 import { deterministicMessageId, streamIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { callbackDue, fold, type CallbackStatus, type ServiceCallState, type Status } from '../core/service-call';
+import {
+  callbackDue,
+  fold,
+  TERMINAL_STATUSES,
+  type CallbackStatus,
+  type ServiceCallState,
+  type Status,
+} from '../core/service-call';
 import { callbackDeliveryDuration, httpAttemptDuration, timerLateness } from '../core/metrics';
 import { toView } from '../core/view';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
@@ -447,6 +454,12 @@ export function createActivities(deps: ActivityDeps) {
       } finally {
         clearInterval(beat);
       }
+    },
+
+    /** Whether a schedule's run has ended (terminal status): what a Skip or BufferOne action waits for. */
+    async callEnded(ref: ServiceCallRef): Promise<boolean> {
+      const state = fold(await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)));
+      return state === undefined || TERMINAL_STATUSES.has(state.status);
     },
 
     /** The attempt could not complete at all (workers kept dying): record it as a failed attempt. */

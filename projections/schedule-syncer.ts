@@ -62,7 +62,7 @@ export function temporalScheduleOptions(target: ScheduleTarget, state: ScheduleS
       workflowType: scheduledRun,
       workflowId: scheduledRunWorkflowIdFor(state.tenantId, state.id),
       taskQueue: target.taskQueue,
-      args: [{ tenantId: state.tenantId, scheduleId: state.id }],
+      args: [{ tenantId: state.tenantId, scheduleId: state.id, awaitCall: state.overlap !== 'AllowAll' }],
     },
     policies: { overlap: OVERLAP[state.overlap], catchupWindow: SCHEDULE_CATCHUP_WINDOW },
     state: { paused: state.status === 'Paused' },

@@ -169,6 +169,29 @@ describe('schedules', () => {
     assert.ok(!listed.body.items.some((s: Json) => s.id === every.id), 'a deleted schedule is not listed');
   });
 
+  test('overlap Skip: no run starts while the previous call is still running', async () => {
+    env.target.route('/sched/skip', () => ({ status: 200, body: 'slow', delayMs: 3_500 }));
+    const schedule = await create({
+      intervalSeconds: 1,
+      overlap: 'Skip',
+      retry: { maxAttempts: 1 },
+      request: request('/sched/skip'),
+    });
+    assert.equal(schedule.overlap, 'Skip');
+    await eventually(
+      'three runs',
+      async () => ((await runsOf(schedule.id)).length >= 3 ? true : undefined),
+      40_000,
+      250,
+    );
+    assert.equal((await send('DELETE', `/v1/schedules/${schedule.id}`)).status, 204);
+    const instants = (await runsOf(schedule.id)).map((c) => Date.parse(c.scheduledAt)).sort((a, b) => a - b);
+    for (let i = 1; i < instants.length; i++) {
+      // Each call takes 3.5 s: the instants fired meanwhile were skipped, not queued.
+      assert.ok(instants[i]! - instants[i - 1]! >= 3_000, `runs ${JSON.stringify(instants)} overlap`);
+    }
+  });
+
   test('PATCH changes the next run', async () => {
     const schedule = await create({ cron: '0 9 * * *', request: request('/sched/patch') });
     assert.equal(new Date(schedule.nextRunAts[0]).getUTCHours(), 9);
