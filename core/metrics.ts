@@ -93,6 +93,12 @@ export const reconcilerCallsChecked = new Counter({
   registers: [registry],
 });
 
+export const reconcilerSchedulesRestored = new Counter({
+  name: 'punctual_reconciler_schedules_restored_total',
+  help: 'Temporal Schedules the reconciler made again for schedules Temporal did not know (ADR-0017).',
+  registers: [registry],
+});
+
 export const reconcilerWorkflowsRestarted = new Counter({
   name: 'punctual_reconciler_workflows_restarted_total',
   help: 'Workflows the reconciler started for unfinished calls, by reason: missing (Temporal does not know the workflow) or closed (terminated, failed or timed out).',

@@ -1,11 +1,18 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../core/db';
 import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { readFirstEvents, readStream, type LogPosition } from '../core/event-store';
-import { streamIdFor, workflowIdFor } from '../core/ids';
+import { streamIdFor, temporalScheduleIdFor, workflowIdFor } from '../core/ids';
 import type { Logger } from '../core/logger';
-import { reconcilerCallsChecked, reconcilerPassDuration, reconcilerWorkflowsRestarted } from '../core/metrics';
+import {
+  reconcilerCallsChecked,
+  reconcilerPassDuration,
+  reconcilerSchedulesRestored,
+  reconcilerWorkflowsRestarted,
+} from '../core/metrics';
+import { readSchedule } from '../core/schedule-commands';
+import { syncTemporalSchedule } from './schedule-syncer';
 import { fold, needsWorkflow } from '../core/service-call';
 import { readCheckpoint, tryConsumerLock } from './relay';
 import { startCallWorkflow, STARTER_NAME, type StartTarget } from './workflow-starter';
@@ -39,6 +46,8 @@ export interface PassReport {
   counts: Record<CallCheck, number>;
   /** Another relay held the reconciler's lock: this pass stopped there. */
   locked: boolean;
+  /** Temporal Schedules made again for schedules Temporal did not know (ADR-0017). */
+  schedulesRestored?: number;
 }
 
 interface ReconcilerOptions {
@@ -166,11 +175,13 @@ export class Reconciler {
         if (page.last === undefined || page.results.length < this.pageSize) break;
         after = page.last;
       }
+      if (!this.stopped && !report.locked) report.schedulesRestored = await this.reconcileSchedules();
     } finally {
       reconcilerPassDuration.observe((Date.now() - started) / 1000);
     }
     const { live, ...rest } = report.counts;
     const summary = {
+      schedulesRestored: report.schedulesRestored ?? 0,
       pages: report.pages,
       checked: report.checked,
       live,
@@ -178,9 +189,55 @@ export class Reconciler {
       locked: report.locked,
       ms: Date.now() - started,
     };
-    if (Object.values(rest).some((n) => n > 0)) this.opts.log.info(summary, 'reconciler pass done');
+    if (Object.values(rest).some((n) => n > 0) || (report.schedulesRestored ?? 0) > 0)
+      this.opts.log.info(summary, 'reconciler pass done');
     else this.opts.log.debug(summary, 'reconciler pass done');
     return report;
+  }
+
+  /**
+   * The schedules' part of a pass (ADR-0017): every schedule not deleted must have its Temporal
+   * Schedule. The syncer rewrites one only when its schedule gets an event, so one that Temporal
+   * lost (its data gone) is made again here, from the stream; one that exists is left to the
+   * syncer, whose state is never older than this pass's.
+   */
+  private async reconcileSchedules(): Promise<number> {
+    const target = { client: this.opts.start.client, taskQueue: this.opts.start.taskQueue };
+    const { client } = this.opts.start;
+    let restored = 0;
+    let after: LiveCallKey | undefined;
+    while (!this.stopped) {
+      const page = await this.opts.db.transaction(async (tx) => {
+        if (!(await tryConsumerLock(tx, RECONCILER_NAME))) return undefined;
+        const from = after === undefined ? sql`` : sql`and (tenant_id, id) > (${after.tenantId}, ${after.id}::uuid)`;
+        const { rows } = await tx.execute<{ tenant_id: string; id: string }>(sql`
+          select tenant_id, id from schedules where status <> 'Deleted' ${from}
+          order by tenant_id, id limit ${this.pageSize}`);
+        const keys = rows.map((r) => ({ tenantId: r.tenant_id, id: r.id }));
+        const made = await inParallel(keys, this.concurrency, async (key) => {
+          const handle = client.schedule.getHandle(temporalScheduleIdFor(key.tenantId, key.id));
+          try {
+            await client.connection.withDeadline(Date.now() + this.temporalTimeoutMs, () => handle.describe());
+            return false;
+          } catch (err) {
+            if (!(err instanceof ScheduleNotFoundError)) throw err;
+          }
+          const { state } = await readSchedule(tx, key.tenantId, key.id);
+          if (state === undefined || state.status === 'Deleted') return false;
+          const what = await syncTemporalSchedule(target, state, { createOnly: true });
+          if (what !== 'created') return false;
+          reconcilerSchedulesRestored.inc();
+          this.opts.log.info({ tenantId: key.tenantId, scheduleId: key.id }, 'reconciler restored temporal schedule');
+          return true;
+        });
+        return { keys, restored: made.filter(Boolean).length };
+      });
+      if (page === undefined) break;
+      restored += page.restored;
+      if (page.keys.length < this.pageSize) break;
+      after = page.keys[page.keys.length - 1];
+    }
+    return restored;
   }
 
   private async reconcilePage(

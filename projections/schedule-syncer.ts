@@ -70,8 +70,16 @@ export function temporalScheduleOptions(target: ScheduleTarget, state: ScheduleS
   };
 }
 
-/** Makes the Temporal Schedule match `state`; idempotent, so repeating it is always safe. */
-export async function syncTemporalSchedule(target: ScheduleTarget, state: ScheduleState): Promise<string> {
+/**
+ * Makes the Temporal Schedule match `state`; idempotent, so repeating it is always safe. With
+ * `createOnly` (the reconciler, whose state may be older than the syncer's) an existing Temporal
+ * Schedule is left as it is.
+ */
+export async function syncTemporalSchedule(
+  target: ScheduleTarget,
+  state: ScheduleState,
+  opts: { createOnly?: boolean } = {},
+): Promise<'deleted' | 'absent' | 'updated' | 'created' | 'exists'> {
   const handle = target.client.schedule.getHandle(temporalScheduleIdFor(state.tenantId, state.id));
   if (state.status === 'Deleted') {
     try {
@@ -84,11 +92,13 @@ export async function syncTemporalSchedule(target: ScheduleTarget, state: Schedu
   }
   const options = temporalScheduleOptions(target, state);
   const { scheduleId: _id, memo: _memo, ...updatable } = options;
-  try {
-    await handle.update(() => ({ ...updatable, state: { paused: state.status === 'Paused' } }));
-    return 'updated';
-  } catch (err) {
-    if (!(err instanceof TemporalScheduleNotFoundError)) throw err;
+  if (opts.createOnly !== true) {
+    try {
+      await handle.update(() => ({ ...updatable, state: { paused: state.status === 'Paused' } }));
+      return 'updated';
+    } catch (err) {
+      if (!(err instanceof TemporalScheduleNotFoundError)) throw err;
+    }
   }
   try {
     await target.client.schedule.create(options);
@@ -96,6 +106,7 @@ export async function syncTemporalSchedule(target: ScheduleTarget, state: Schedu
   } catch (err) {
     // Created meanwhile (the api's fast path): update it to this state instead.
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    if (opts.createOnly === true) return 'exists';
     await handle.update(() => ({ ...updatable, state: { paused: state.status === 'Paused' } }));
     return 'updated';
   }

@@ -4,7 +4,12 @@ import { after, before, describe, test } from 'node:test';
 import { registerApiKey } from '../../core/api-keys';
 import { submitScheduleRun } from '../../core/schedule-commands';
 import { createHeaderRedactor } from '../../core/redact';
-import { AppendNotifier } from '../../core/event-store';
+import { AppendNotifier, readLogAfter } from '../../core/event-store';
+import { readCheckpoint } from '../../projections/relay';
+import { SCHEDULE_SYNCER_NAME } from '../../projections/schedule-syncer';
+import { temporalScheduleIdFor } from '../../core/ids';
+import { lazyTemporalClient } from '../../core/temporal';
+import { Reconciler } from '../../projections/reconciler';
 import { call, createTestEnv, type Tenant, type TestEnv } from '../support/env';
 import { eventually } from '../support/net';
 
@@ -14,7 +19,7 @@ import { eventually } from '../support/net';
  * target once, and pause, resume, trigger, PATCH and delete change what Temporal does.
  */
 
-const LIMIT = 12;
+const LIMIT = 20;
 let env: TestEnv;
 let limited: Tenant;
 
@@ -190,6 +195,50 @@ describe('schedules', () => {
       // Each call takes 3.5 s: the instants fired meanwhile were skipped, not queued.
       assert.ok(instants[i]! - instants[i - 1]! >= 3_000, `runs ${JSON.stringify(instants)} overlap`);
     }
+  });
+
+  test('a Temporal Schedule that Temporal lost is made again by the reconciler, from the stream', async () => {
+    const schedule = await create({ cron: '15 6 * * *', paused: true, request: request('/sched/lost') });
+    const temporal = lazyTemporalClient({
+      address: env.infra.temporalAddress,
+      namespace: env.config.temporalNamespace,
+    });
+    after(() => temporal.connection.close());
+    const client = temporal.client;
+    // The syncer makes it too (Postgres says it must exist): let it be done before "losing" it.
+    await eventually('the schedule syncer to catch up', async () => {
+      const at = await readCheckpoint(env.database.db, SCHEDULE_SYNCER_NAME);
+      return (await readLogAfter(env.database.db, at, 1)).length === 0 ? true : undefined;
+    });
+    const handle = client.schedule.getHandle(temporalScheduleIdFor(env.tenants.a.id, String(schedule.id)));
+    await handle.delete();
+    await assert.rejects(handle.describe(), /not found/i);
+    const reconciler = new Reconciler({
+      db: env.database.db,
+      start: { client, taskQueue: env.config.temporalTaskQueue, callbackPolicy: env.config.callback },
+      log: env.log,
+      intervalMs: 60_000,
+    });
+    // The server finishes a delete a moment after it answered: until then a create is refused.
+    await eventually(
+      'a pass that restores it',
+      async () => (((await reconciler.runPass()).schedulesRestored ?? 0) >= 1 ? true : undefined),
+      20_000,
+      250,
+    );
+    const described = await handle.describe();
+    assert.equal(described.state.paused, true, 'made as the stream says: paused');
+    const again = await reconciler.runPass();
+    assert.equal(again.schedulesRestored, 0, 'an existing one is left to the syncer');
+    const resumed = await call(env, 'POST', `/v1/schedules/${String(schedule.id)}/resume`);
+    assert.equal(resumed.body.status, 'Active');
+    await eventually('the restored schedule lists its next run', async () => {
+      const r = await call(env, 'GET', `/v1/schedules/${String(schedule.id)}`);
+      const [at] = r.body.nextRunAts as string[];
+      return at !== undefined && new Date(at).getUTCHours() === 6 && new Date(at).getUTCMinutes() === 15
+        ? true
+        : undefined;
+    });
   });
 
   test('PATCH changes the next run', async () => {
