@@ -88,7 +88,14 @@ function Reschedule(props: { client: Punctual; call: ServiceCall; onDone: (c: Se
   return (
     <form class="reschedule" onSubmit={(e) => void submit(e)}>
       <label for="new-due">New due time ({zoneName()})</label>
-      <input id="new-due" type="datetime-local" step={1} required value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+      <input
+        id="new-due"
+        type="datetime-local"
+        step={1}
+        required
+        value={value}
+        onInput={(e) => setValue(e.currentTarget.value)}
+      />
       <output for="new-due" aria-live="polite">
         {iso === null ? '' : `= ${utcTime(iso)} UTC`}
       </output>
@@ -129,8 +136,7 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
     void load();
   }, [load]);
   const pending =
-    call !== null &&
-    (call.status === 'Scheduled' || call.status === 'Running' || call.callback?.status === 'Pending');
+    call !== null && (call.status === 'Scheduled' || call.status === 'Running' || call.callback?.status === 'Pending');
   usePolling(pending, REFRESH_MS, () => void load());
 
   const act = async (what: () => Promise<unknown>, done: string) => {
@@ -204,7 +210,16 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
           </a>
         )}
       </div>
-      {call.status === 'Scheduled' && <Reschedule client={client} call={call} onDone={(c) => { setCall(c); setNotice('Rescheduled.'); }} />}
+      {call.status === 'Scheduled' && (
+        <Reschedule
+          client={client}
+          call={call}
+          onDone={(c) => {
+            setCall(c);
+            setNotice('Rescheduled.');
+          }}
+        />
+      )}
       <h2>Summary</h2>
       <dl class="facts">
         <dt>Due</dt>

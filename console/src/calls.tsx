@@ -181,7 +181,8 @@ export function CallsPage({ client, onUnauthorized }: Props) {
     void load();
   }, [load]);
   const pending = page?.items.some((c) => c.status === 'Scheduled' || c.status === 'Running') ?? false;
-  usePolling(pending, REFRESH_MS, () => void load());
+  // The first page shows new calls as they arrive; a later page refreshes while its calls are pending.
+  usePolling(pending || cursor === undefined, REFRESH_MS, () => void load());
 
   const apply = (next: ListFilter) => {
     setFilter(next);
@@ -225,8 +226,12 @@ export function CallsPage({ client, onUnauthorized }: Props) {
     try {
       const { limit: _limit, ...rest } = filter;
       const answer =
-        action === 'cancel' ? await client.calls.bulkCancel({ filter: rest }) : await client.calls.bulkReplay({ filter: rest });
-      setNotice(`${action === 'cancel' ? 'Bulk cancel' : 'Bulk replay'}: matched ${answer.matched}, affected ${answer.affected}`);
+        action === 'cancel'
+          ? await client.calls.bulkCancel({ filter: rest })
+          : await client.calls.bulkReplay({ filter: rest });
+      setNotice(
+        `${action === 'cancel' ? 'Bulk cancel' : 'Bulk replay'}: matched ${answer.matched}, affected ${answer.affected}`,
+      );
     } catch (err) {
       setNotice(describeError(err));
     } finally {

@@ -74,7 +74,13 @@ export function StatusChart({ client }: { client: Punctual }) {
               <text x="0" y="14" class="bar-label">
                 {status}
               </text>
-              <rect x="75" y="3" width={Math.max(width, n > 0 ? 2 : 0)} height="14" class={`bar bar-${status.toLowerCase()}`} />
+              <rect
+                x="75"
+                y="3"
+                width={Math.max(width, n > 0 ? 2 : 0)}
+                height="14"
+                class={`bar bar-${status.toLowerCase()}`}
+              />
               <text x={80 + width} y="14" class="bar-value">
                 {counts === null ? '' : `${n}${counts.capped ? '+' : ''}`}
               </text>
