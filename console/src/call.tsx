@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, localTime, ms, toLocalInput, utcTime, zoneName } from './format';
 import { callHref, usePolling } from './router';
 import { describeError, isStatus } from './session';
-import { StatusBadge } from './status';
+import { Alert, Notice, StatusBadge } from './status';
 
 const REFRESH_MS = 1_000;
 
@@ -100,11 +100,7 @@ function Reschedule(props: { client: Punctual; call: ServiceCall; onDone: (c: Se
         {iso === null ? '' : `= ${utcTime(iso)} UTC`}
       </output>
       <button type="submit">Reschedule</button>
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
     </form>
   );
 }
@@ -175,16 +171,8 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
         <StatusBadge status={call.status} />
         {pending && <span class="hint"> refreshing by itself</span>}
       </p>
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
-      {notice !== null && (
-        <p role="status" class="notice">
-          {notice}
-        </p>
-      )}
+      <Alert text={error} />
+      <Notice text={notice} />
       <div class="actions" role="group" aria-label="Actions on this call">
         {call.status === 'Scheduled' && (
           <button type="button" onClick={() => void act(() => client.calls.cancel(call.id), 'Cancelled.')}>

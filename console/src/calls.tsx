@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, localTime } from './format';
 import { callHref, usePolling } from './router';
 import { describeError, isStatus } from './session';
-import { StatusBadge } from './status';
+import { Alert, Notice, StatusBadge } from './status';
 import { StatusChart } from './chart';
 
 export const STATUSES: ServiceCallStatus[] = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'];
@@ -141,11 +141,7 @@ function Filters({ onApply }: { onApply: (filter: ListFilter) => void }) {
           Clear
         </button>
       </div>
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
     </form>
   );
 }
@@ -260,16 +256,8 @@ export function CallsPage({ client, onUnauthorized }: Props) {
           Replay all matching
         </button>
       </div>
-      {notice !== null && (
-        <p role="status" class="notice">
-          {notice}
-        </p>
-      )}
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Notice text={notice} />
+      <Alert text={error} />
       {pending && <p class="hint">Refreshing by itself while calls on this page are pending.</p>}
       {page !== null && (
         <div class="table-wrap">

@@ -1,6 +1,7 @@
 import type { Punctual, ServiceCallStatus } from '@punctual/client';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { usePolling } from './router';
+import { Alert } from './status';
 import { describeError } from './session';
 
 const STATUSES: ServiceCallStatus[] = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'];
@@ -60,11 +61,7 @@ export function StatusChart({ client }: { client: Punctual }) {
           ))}
         </span>
       </figcaption>
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       <svg viewBox="0 0 300 110" role="img" aria-label={`Calls in the ${label}: ${summary}`} class="bars">
         {STATUSES.map((status, i) => {
           const n = counts?.byStatus[status] ?? 0;

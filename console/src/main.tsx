@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { CallPage } from './call';
 import { CallsPage } from './calls';
 import { useRoute } from './router';
+import { Alert } from './status';
 import { SecretsPage } from './secrets';
 import { clientFor, describeError, signIn, signOut, storedKey } from './session';
 
@@ -40,11 +41,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (client: Punctual) => void }) {
         <button type="submit" disabled={busy || key.trim() === ''}>
           Sign in
         </button>
-        {error !== null && (
-          <p role="alert" class="error">
-            {error}
-          </p>
-        )}
+        <Alert text={error} />
       </form>
     </main>
   );

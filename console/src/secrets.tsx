@@ -1,6 +1,7 @@
 import type { Punctual, SigningSecret } from '@punctual/client';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { localTime } from './format';
+import { Alert, Notice } from './status';
 import { describeError, isStatus } from './session';
 
 interface Props {
@@ -44,16 +45,8 @@ export function SecretsPage({ client, onUnauthorized }: Props) {
         Every request Punctual sends, and every callback, is signed with each of these secrets (Standard Webhooks).
         Verify with any of them.
       </p>
-      {error !== null && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
-      {notice !== null && (
-        <p role="status" class="notice">
-          {notice}
-        </p>
-      )}
+      <Alert text={error} />
+      <Notice text={notice} />
       {secrets !== null && (
         <div class="table-wrap">
           <table>
