@@ -22,6 +22,7 @@ import { databasePlugin } from './plugins/database';
 import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
 import { batchRoutes } from './routes/batch';
+import { consoleRoutes } from './routes/console';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -133,6 +134,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
   });
   await fastify.register(temporalPlugin, { address: opts.temporalAddress, namespace: config.temporalNamespace });
 
+  await fastify.register(consoleRoutes);
   fastify.get('/healthz', { schema: healthRouteSchema }, async () => ({ status: 'ok' }));
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     const own = await registry.metrics();

@@ -90,6 +90,7 @@ async function run(role: Role, config: Config, log: Logger): Promise<void> {
     const lines = [
       `Punctual is running (${role})`,
       apiUrl !== undefined ? `  API:             ${apiUrl}` : undefined,
+      apiUrl !== undefined ? `  Console:         ${apiUrl}/console/` : undefined,
       apiUrl !== undefined ? `  Metrics:         ${apiUrl}/metrics` : undefined,
       metricsUrl !== undefined ? `  Metrics:         ${metricsUrl}` : undefined,
       infra.temporalUiUrl !== undefined ? `  Temporal Web UI: ${infra.temporalUiUrl}` : undefined,
