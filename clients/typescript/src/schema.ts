@@ -267,6 +267,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List schedules
+         * @description This tenant's schedules, newest first, in pages (`nextCursor`). Filters combine with AND.
+         */
+        get: operations["listSchedules"];
+        put?: never;
+        /**
+         * Create a schedule
+         * @description Runs a request on a cadence: every run is an ordinary service call (listed with `GET /v1/service-calls?scheduleId=`), created with the idempotency key `schedule:<id>:<scheduled instant>`, so a run is created once. Exactly one of `cron` and `intervalSeconds`; a bad cron, an unknown time zone or `endAt` before `startAt` → 400 naming the field. A tenant holds at most SCHEDULES_PER_TENANT (1,000) schedules: beyond → 409.
+         */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        /**
+         * List schedules (headers only)
+         * @description As `GET`, without a body: the same status and headers.
+         */
+        head: operations["listSchedulesHead"];
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show one schedule
+         * @description A schedule this tenant holds, with its next runs and latest runs; another tenant's id → 404.
+         */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a schedule
+         * @description No run is made after it; runs already created go on as ordinary calls. Then 404 like an unknown id.
+         */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        /**
+         * Show one schedule (headers only)
+         * @description As `GET`, without a body: the same status and headers.
+         */
+        head: operations["getScheduleHead"];
+        /**
+         * Change a schedule
+         * @description Changes the given fields (spec, request, retry, timeoutMs, tags, callback; `null` clears `startAt`, `endAt` or `callback`); the others keep their value. Takes effect from the next run; runs already created are not changed. Giving `cron` replaces an `intervalSeconds` and the other way round.
+         */
+        patch: operations["updateSchedule"];
+        trace?: never;
+    };
+    "/v1/schedules/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a schedule
+         * @description No run is made while it is paused (runs missed meanwhile are not made up on resume). Pausing a paused schedule changes nothing.
+         */
+        post: operations["pauseSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused schedule
+         * @description Runs start again at the next instant the spec gives. Resuming an active schedule changes nothing.
+         */
+        post: operations["resumeSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a schedule once now
+         * @description Makes one run now, beside the regular ones (also while paused): an ordinary service call due now, whose id is answered.
+         */
+        post: operations["triggerSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -339,6 +459,16 @@ export interface components {
             replayOf?: string | null;
             /** @description Detail only: the calls that replay this one, oldest first. */
             replays?: string[];
+            /**
+             * Format: uuid
+             * @description The schedule this call is a run of (`POST /v1/schedules`); null for a call submitted directly.
+             */
+            scheduleId?: string | null;
+            /**
+             * Format: date-time
+             * @description The instant the schedule fired this run for (its idempotency key's instant); null for a call submitted directly.
+             */
+            scheduledAt?: string | null;
             /** @description The callback asked for at submit and its deliveries; null when none was. */
             callback?: null | {
                 url: string;
@@ -441,6 +571,16 @@ export interface components {
              * @description The finished call this one replays (POST …/replay); null for a call submitted directly.
              */
             replayOf?: string | null;
+            /**
+             * Format: uuid
+             * @description The schedule this call is a run of (`POST /v1/schedules`); null for a call submitted directly.
+             */
+            scheduleId?: string | null;
+            /**
+             * Format: date-time
+             * @description The instant the schedule fired this run for (its idempotency key's instant); null for a call submitted directly.
+             */
+            scheduledAt?: string | null;
             /** @description The callback asked for at submit and its deliveries; null when none was. */
             callback?: null | {
                 url: string;
@@ -693,13 +833,18 @@ export interface operations {
                  */
                 callbackStatus?: "Pending" | "Delivered" | "Failed" | "NotRequired";
                 /**
+                 * @description Only the runs of this schedule (another tenant's schedule lists nothing).
+                 * @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50
+                 */
+                scheduleId?: string;
+                /**
                  * @description Page size.
                  * @example 20
                  */
                 limit?: number;
                 /**
                  * @description Opaque: the `nextCursor` of the previous page. It is bound to the filters it was made with: given with other filters, or not one this API returned → 400.
-                 * @example eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJzNnR4Tmt3LWp6WWgifQ
+                 * @example eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJyUDMzczMzQWZMUjgifQ
                  */
                 cursor?: string;
             };
@@ -1210,13 +1355,18 @@ export interface operations {
                  */
                 callbackStatus?: "Pending" | "Delivered" | "Failed" | "NotRequired";
                 /**
+                 * @description Only the runs of this schedule (another tenant's schedule lists nothing).
+                 * @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50
+                 */
+                scheduleId?: string;
+                /**
                  * @description Page size.
                  * @example 20
                  */
                 limit?: number;
                 /**
                  * @description Opaque: the `nextCursor` of the previous page. It is bound to the filters it was made with: given with other filters, or not one this API returned → 400.
-                 * @example eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJzNnR4Tmt3LWp6WWgifQ
+                 * @example eyJ2IjoxLCJ0IjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIiwiaSI6IjNmNmM4YjUyLTZhMWUtNGI4ZS05ZDRmLTJhN2MxZTViOWQxMCIsImYiOiJyUDMzczMzQWZMUjgifQ
                  */
                 cursor?: string;
             };
@@ -2190,7 +2340,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3006,6 +3156,2084 @@ export interface operations {
                      *       "title": "Unauthorized",
                      *       "status": 401,
                      *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only schedules in this status.
+                 * @example Active
+                 */
+                status?: "Active" | "Paused" | "Ended";
+                /**
+                 * @description Only schedules carrying every one of these tags. Repeat the parameter for more tags.
+                 * @example reports
+                 */
+                tag?: string | string[];
+                /**
+                 * @description Page size, 1–200 (default 50).
+                 * @example 20
+                 */
+                limit?: string;
+                /**
+                 * @description Opaque: the `nextCursor` of the previous page, with the same filters.
+                 * @example eyJ0IjoiMjAyOS0xMi0wMVQwODowMDowMC4wMDAwMDBaIiwiaSI6IjhkMmY0YTYxLTBjM2ItNGU3YS1iNWQ5LTZlMWYyYTNjNGI1MCJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *           "status": "Active",
+                     *           "spec": {
+                     *             "cron": "0 9 * * 1-5",
+                     *             "intervalSeconds": null,
+                     *             "timezone": "America/New_York",
+                     *             "startAt": null,
+                     *             "endAt": null,
+                     *             "jitterSeconds": 0
+                     *           },
+                     *           "overlap": "AllowAll",
+                     *           "request": {
+                     *             "method": "POST",
+                     *             "url": "https://api.example.com/reports/daily",
+                     *             "headers": {
+                     *               "content-type": "application/json",
+                     *               "authorization": "[REDACTED]"
+                     *             }
+                     *           },
+                     *           "tags": [
+                     *             "reports"
+                     *           ],
+                     *           "retry": {
+                     *             "maxAttempts": 3,
+                     *             "initialIntervalMs": 1000,
+                     *             "backoffCoefficient": 2,
+                     *             "maxIntervalMs": 60000
+                     *           },
+                     *           "timeoutMs": 10000,
+                     *           "callback": null,
+                     *           "nextRunAts": [
+                     *             "2029-12-03T14:00:00.000Z",
+                     *             "2029-12-04T14:00:00.000Z",
+                     *             "2029-12-05T14:00:00.000Z",
+                     *             "2029-12-06T14:00:00.000Z",
+                     *             "2029-12-07T14:00:00.000Z"
+                     *           ],
+                     *           "recentRuns": [
+                     *             {
+                     *               "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *               "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *             }
+                     *           ],
+                     *           "createdAt": "2029-12-01T08:00:00.000Z",
+                     *           "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            /** Format: uuid */
+                            id: string;
+                            /**
+                             * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                             * @enum {string}
+                             */
+                            status: "Active" | "Paused" | "Ended";
+                            spec: {
+                                cron: string | null;
+                                intervalSeconds: number | null;
+                                timezone: string;
+                                /** Format: date-time */
+                                startAt: string | null;
+                                /** Format: date-time */
+                                endAt: string | null;
+                                jitterSeconds: number;
+                            };
+                            /** @enum {string} */
+                            overlap: "Skip" | "BufferOne" | "AllowAll";
+                            request: {
+                                method: string;
+                                url: string;
+                                headers: {
+                                    [key: string]: string;
+                                };
+                            };
+                            tags: string[];
+                            retry: {
+                                maxAttempts?: number;
+                                initialIntervalMs?: number;
+                                backoffCoefficient?: number;
+                                maxIntervalMs?: number;
+                            };
+                            timeoutMs: number;
+                            callback: null | {
+                                url: string;
+                                on: string[];
+                            };
+                            /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                            nextRunAts: string[];
+                            /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                            recentRuns: {
+                                /** Format: date-time */
+                                scheduledAt: string;
+                                /** Format: uuid */
+                                serviceCallId: string;
+                            }[];
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                        /** @description Pass as `cursor` for the next page; null on the last. */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the create safe to retry: the same key and body give the same schedule (200 with `Idempotent-Replayed: true`); the same key with another body → 422. Shares the tenant’s key space with submits.
+                 * @example invoice-42-reminder-2030-01-01
+                 */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "cron": "0 9 * * 1-5",
+                 *       "timezone": "America/New_York",
+                 *       "request": {
+                 *         "method": "POST",
+                 *         "url": "https://api.example.com/reports/daily",
+                 *         "headers": {
+                 *           "content-type": "application/json",
+                 *           "authorization": "Bearer s3cr3t"
+                 *         },
+                 *         "body": {
+                 *           "report": "daily"
+                 *         }
+                 *       },
+                 *       "tags": [
+                 *         "reports"
+                 *       ],
+                 *       "retry": {
+                 *         "maxAttempts": 3
+                 *       },
+                 *       "overlap": "AllowAll"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Five fields, `minute hour day-of-month month day-of-week` (numbers, `*`, ranges, lists, `/steps`, month and day names), matched against the wall clock of `timezone`. Exactly one of `cron` and `intervalSeconds`. */
+                    cron?: string;
+                    /** @description A run every this many seconds, counted from the Unix epoch (so `3600` runs on the hour). Exactly one of `cron` and `intervalSeconds`. */
+                    intervalSeconds?: number;
+                    /** @description IANA time zone of the cron fields (default `UTC`). On a daylight-saving change the runs follow the wall clock: a 02:30 run does not happen on the spring-forward day (02:30 does not exist then), and a 01:30 run happens twice on the fall-back day. */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description No run before this instant.
+                     */
+                    startAt?: string;
+                    /**
+                     * Format: date-time
+                     * @description No run after this instant; the schedule is then `Ended`. Must be after `startAt`.
+                     */
+                    endAt?: string;
+                    /** @description Each run starts up to this many seconds late, at random (spreads load); default 0. */
+                    jitterSeconds?: number;
+                    request: {
+                        /** @enum {string} */
+                        method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                        /** @description An absolute http or https URL. */
+                        url: string;
+                        /** @description Sent as given. Host, Content-Length, Transfer-Encoding, Connection and the other framing headers are set by Punctual and refused here. */
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        /** @description A string is sent as is; any other JSON value is serialized. */
+                        body?: unknown;
+                    };
+                    /** @description Retries on network errors, timeouts, 408, 429 and 5xx (never on other 4xx); Retry-After on 429/503 is honoured up to 15 minutes. */
+                    retry?: {
+                        /** @default 1 */
+                        maxAttempts?: number;
+                        /** @default 1000 */
+                        initialIntervalMs?: number;
+                        /** @default 2 */
+                        backoffCoefficient?: number;
+                        /** @default 60000 */
+                        maxIntervalMs?: number;
+                    };
+                    /** @description Timeout of each attempt (default HTTP_TIMEOUT_MS, 10 000). */
+                    timeoutMs?: number;
+                    tags?: string[];
+                    /** @description Tells the tenant when the call ends: a signed `POST url` (Standard Webhooks headers, the same `webhook-id` on every retry of it) with `{ type, timestamp, data }`, `data` being the call as `GET /v1/service-calls/{id}` shows it. Retried with backoff until a 2xx (CALLBACK_MAX_ATTEMPTS attempts, 8 over about 15 minutes by default); its outcome never changes the call. The URL follows the rules of `request.url`, egress guard included. */
+                    callback?: {
+                        /** @description An absolute http or https URL. */
+                        url: string;
+                        /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
+                        on?: ("Succeeded" | "Failed" | "Cancelled")[];
+                    };
+                    /** @description Create it paused (default false). */
+                    paused?: boolean;
+                    /**
+                     * @description What a run does while the previous run's submission is still being made: `AllowAll` (default) submits every run whatever the previous one does; `Skip` and `BufferOne` are Temporal's overlap policies.
+                     * @enum {string}
+                     */
+                    overlap?: "Skip" | "BufferOne" | "AllowAll";
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /**
+                     * @description Where the schedule can be read: `/v1/schedules/{id}`.
+                     * @example /v1/schedules/8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50
+                     */
+                    Location?: string;
+                    /**
+                     * @description Present on a replay: the schedule the first create with this key made.
+                     * @example true
+                     */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    /**
+                     * @description Where the schedule can be read: `/v1/schedules/{id}`.
+                     * @example /v1/schedules/8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50
+                     */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "cron: must have 5 fields (minute hour day-of-month month day-of-week), got 6",
+                     *       "errors": [
+                     *         {
+                     *           "field": "cron",
+                     *           "message": "cron: must have 5 fields (minute hour day-of-month month day-of-week), got 6"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The call is no longer in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "the call is Running and can no longer be cancelled"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Content",
+                     *       "status": 422,
+                     *       "detail": "this Idempotency-Key was already used with a different request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSchedulesHead: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only schedules in this status.
+                 * @example Active
+                 */
+                status?: "Active" | "Paused" | "Ended";
+                /**
+                 * @description Only schedules carrying every one of these tags. Repeat the parameter for more tags.
+                 * @example reports
+                 */
+                tag?: string | string[];
+                /**
+                 * @description Page size, 1–200 (default 50).
+                 * @example 20
+                 */
+                limit?: string;
+                /**
+                 * @description Opaque: the `nextCursor` of the previous page, with the same filters.
+                 * @example eyJ0IjoiMjAyOS0xMi0wMVQwODowMDowMC4wMDAwMDBaIiwiaSI6IjhkMmY0YTYxLTBjM2ItNGU3YS1iNWQ5LTZlMWYyYTNjNGI1MCJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getScheduleHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    updateSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "cron": "30 8 * * 1-5",
+                 *       "timezone": "Europe/Paris"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Five fields, `minute hour day-of-month month day-of-week` (numbers, `*`, ranges, lists, `/steps`, month and day names), matched against the wall clock of `timezone`. Exactly one of `cron` and `intervalSeconds`. */
+                    cron?: string;
+                    /** @description A run every this many seconds, counted from the Unix epoch (so `3600` runs on the hour). Exactly one of `cron` and `intervalSeconds`. */
+                    intervalSeconds?: number;
+                    /** @description IANA time zone of the cron fields (default `UTC`). On a daylight-saving change the runs follow the wall clock: a 02:30 run does not happen on the spring-forward day (02:30 does not exist then), and a 01:30 run happens twice on the fall-back day. */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description No run before this instant.
+                     */
+                    startAt?: string | null;
+                    /**
+                     * Format: date-time
+                     * @description No run after this instant; the schedule is then `Ended`. Must be after `startAt`.
+                     */
+                    endAt?: string | null;
+                    /** @description Each run starts up to this many seconds late, at random (spreads load); default 0. */
+                    jitterSeconds?: number;
+                    request?: {
+                        /** @enum {string} */
+                        method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                        /** @description An absolute http or https URL. */
+                        url: string;
+                        /** @description Sent as given. Host, Content-Length, Transfer-Encoding, Connection and the other framing headers are set by Punctual and refused here. */
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        /** @description A string is sent as is; any other JSON value is serialized. */
+                        body?: unknown;
+                    };
+                    /** @description Retries on network errors, timeouts, 408, 429 and 5xx (never on other 4xx); Retry-After on 429/503 is honoured up to 15 minutes. */
+                    retry?: {
+                        /** @default 1 */
+                        maxAttempts?: number;
+                        /** @default 1000 */
+                        initialIntervalMs?: number;
+                        /** @default 2 */
+                        backoffCoefficient?: number;
+                        /** @default 60000 */
+                        maxIntervalMs?: number;
+                    };
+                    /** @description Timeout of each attempt (default HTTP_TIMEOUT_MS, 10 000). */
+                    timeoutMs?: number;
+                    tags?: string[];
+                    callback?: {
+                        /** @description An absolute http or https URL. */
+                        url: string;
+                        /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
+                        on?: ("Succeeded" | "Failed" | "Cancelled")[];
+                    } | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Content",
+                     *       "status": 422,
+                     *       "detail": "this Idempotency-Key was already used with a different request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "status": "Active",
+                     *       "spec": {
+                     *         "cron": "0 9 * * 1-5",
+                     *         "intervalSeconds": null,
+                     *         "timezone": "America/New_York",
+                     *         "startAt": null,
+                     *         "endAt": null,
+                     *         "jitterSeconds": 0
+                     *       },
+                     *       "overlap": "AllowAll",
+                     *       "request": {
+                     *         "method": "POST",
+                     *         "url": "https://api.example.com/reports/daily",
+                     *         "headers": {
+                     *           "content-type": "application/json",
+                     *           "authorization": "[REDACTED]"
+                     *         }
+                     *       },
+                     *       "tags": [
+                     *         "reports"
+                     *       ],
+                     *       "retry": {
+                     *         "maxAttempts": 3,
+                     *         "initialIntervalMs": 1000,
+                     *         "backoffCoefficient": 2,
+                     *         "maxIntervalMs": 60000
+                     *       },
+                     *       "timeoutMs": 10000,
+                     *       "callback": null,
+                     *       "nextRunAts": [
+                     *         "2029-12-03T14:00:00.000Z",
+                     *         "2029-12-04T14:00:00.000Z",
+                     *         "2029-12-05T14:00:00.000Z",
+                     *         "2029-12-06T14:00:00.000Z",
+                     *         "2029-12-07T14:00:00.000Z"
+                     *       ],
+                     *       "recentRuns": [
+                     *         {
+                     *           "scheduledAt": "2029-11-30T14:00:00.000Z",
+                     *           "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2029-12-01T08:00:00.000Z",
+                     *       "updatedAt": "2029-12-01T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description `Ended` once `endAt` has passed (whether it was active or paused).
+                         * @enum {string}
+                         */
+                        status: "Active" | "Paused" | "Ended";
+                        spec: {
+                            cron: string | null;
+                            intervalSeconds: number | null;
+                            timezone: string;
+                            /** Format: date-time */
+                            startAt: string | null;
+                            /** Format: date-time */
+                            endAt: string | null;
+                            jitterSeconds: number;
+                        };
+                        /** @enum {string} */
+                        overlap: "Skip" | "BufferOne" | "AllowAll";
+                        request: {
+                            method: string;
+                            url: string;
+                            headers: {
+                                [key: string]: string;
+                            };
+                        };
+                        tags: string[];
+                        retry: {
+                            maxAttempts?: number;
+                            initialIntervalMs?: number;
+                            backoffCoefficient?: number;
+                            maxIntervalMs?: number;
+                        };
+                        timeoutMs: number;
+                        callback: null | {
+                            url: string;
+                            on: string[];
+                        };
+                        /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
+                        nextRunAts: string[];
+                        /** @description The 5 latest runs, newest first: each an ordinary service call. */
+                        recentRuns: {
+                            /** Format: date-time */
+                            scheduledAt: string;
+                            /** Format: uuid */
+                            serviceCallId: string;
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    triggerSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    /**
+                     * @description Where the new call can be read.
+                     * @example /v1/service-calls/3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10
+                     */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "scheduleId": "8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50",
+                     *       "serviceCallId": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10",
+                     *       "scheduledAt": "2029-12-02T10:15:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        scheduleId: string;
+                        /** Format: uuid */
+                        serviceCallId: string;
+                        /** Format: date-time */
+                        scheduledAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
