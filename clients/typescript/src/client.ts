@@ -39,6 +39,18 @@ export type BatchAnswer = Answer<paths['/v1/service-calls/batch']['post'], 200>;
 export type SigningSecret = Answer<paths['/v1/signing-secrets']['get'], 200>['secrets'][number];
 export type RotateBody = NonNullable<JsonBody<paths['/v1/signing-secrets/rotate']['post']>>;
 
+type SchedulesPath = paths['/v1/schedules'];
+type SchedulePath = paths['/v1/schedules/{id}'];
+export type Schedule = Answer<SchedulePath['get'], 200>;
+export type ScheduleStatus = Schedule['status'];
+export type SchedulePage = Answer<SchedulesPath['get'], 200>;
+export type ScheduleSummary = SchedulePage['items'][number];
+export type ScheduleCreateBody = JsonBody<SchedulesPath['post']>;
+export type ScheduleUpdateBody = JsonBody<SchedulePath['patch']>;
+export type ScheduleListQuery = Query<SchedulesPath['get']>;
+export type ScheduleListFilter = Omit<ScheduleListQuery, 'cursor'>;
+export type TriggerAnswer = Answer<paths['/v1/schedules/{id}/trigger']['post'], 202>;
+
 /** The statuses a call never leaves. */
 export const TERMINAL_STATUSES: readonly ServiceCallStatus[] = ['Succeeded', 'Failed', 'Cancelled'];
 
@@ -199,8 +211,67 @@ export class SigningSecrets {
   }
 }
 
+export class Schedules {
+  constructor(private readonly api: Api) {}
+
+  /** Creates a schedule; safe to retry with the same `idempotencyKey` (one is generated otherwise). */
+  async create(body: ScheduleCreateBody, options: KeyedOptions = {}): Promise<Keyed<Schedule>> {
+    const key = options.idempotencyKey ?? newKey();
+    const result = await this.api.POST('/v1/schedules', {
+      body,
+      params: { header: { 'Idempotency-Key': key } },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return keyed(await unwrap<Schedule>(result), key, result.response);
+  }
+
+  async get(id: string, options: { signal?: AbortSignal } = {}): Promise<Schedule> {
+    return unwrap(this.api.GET('/v1/schedules/{id}', { params: { path: { id } }, ...options }));
+  }
+
+  /** One page of the list; pass the previous page's `nextCursor` as `cursor` for the next. */
+  async page(query: ScheduleListQuery = {}): Promise<SchedulePage> {
+    return unwrap(this.api.GET('/v1/schedules', { params: { query } }));
+  }
+
+  /** Every schedule the filter matches, following the cursor page after page. */
+  async *list(filter: ScheduleListFilter = {}): AsyncGenerator<ScheduleSummary, void, undefined> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.page(cursor === undefined ? filter : { ...filter, cursor });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+  }
+
+  /** Changes the spec, request, retry, tags or timezone; applies from the next run. */
+  async update(id: string, body: ScheduleUpdateBody): Promise<Schedule> {
+    return unwrap(this.api.PATCH('/v1/schedules/{id}', { params: { path: { id } }, body }));
+  }
+
+  async pause(id: string): Promise<Schedule> {
+    return unwrap(this.api.POST('/v1/schedules/{id}/pause', { params: { path: { id } } }));
+  }
+
+  async resume(id: string): Promise<Schedule> {
+    return unwrap(this.api.POST('/v1/schedules/{id}/resume', { params: { path: { id } } }));
+  }
+
+  /** One run now, beside the spec's own; answers the new call's id. */
+  async trigger(id: string): Promise<TriggerAnswer> {
+    return unwrap(this.api.POST('/v1/schedules/{id}/trigger', { params: { path: { id } } }));
+  }
+
+  /** Deletes the schedule; the calls it already made go on. */
+  async delete(id: string): Promise<void> {
+    const { error, response } = await this.api.DELETE('/v1/schedules/{id}', { params: { path: { id } } });
+    if (!response.ok || error !== undefined) throw PunctualError.fromResponse(response, error);
+  }
+}
+
 export class Punctual {
   readonly calls: ServiceCalls;
+  readonly schedules: Schedules;
   readonly secrets: SigningSecrets;
 
   constructor(options: PunctualOptions) {
@@ -214,6 +285,7 @@ export class Punctual {
       }),
     });
     this.calls = new ServiceCalls(api);
+    this.schedules = new Schedules(api);
     this.secrets = new SigningSecrets(api);
   }
 }

@@ -5,6 +5,7 @@
  */
 export {
   Punctual,
+  Schedules,
   ServiceCalls,
   SigningSecrets,
   TERMINAL_STATUSES,
@@ -21,6 +22,14 @@ export {
   type ReplayAnswer,
   type ReplayBody,
   type RotateBody,
+  type Schedule,
+  type ScheduleCreateBody,
+  type ScheduleListFilter,
+  type ScheduleListQuery,
+  type SchedulePage,
+  type ScheduleStatus,
+  type ScheduleSummary,
+  type ScheduleUpdateBody,
   type ServiceCall,
   type ServiceCallPage,
   type ServiceCallStatus,
@@ -28,6 +37,7 @@ export {
   type SigningSecret,
   type SubmitAnswer,
   type SubmitBody,
+  type TriggerAnswer,
 } from './client';
 export { PunctualError, PunctualTimeoutError, type FieldError, type Problem } from './errors';
 export { retryAfterMs } from './retry';
