@@ -104,6 +104,65 @@ describe('punctual CLI', () => {
     assert.match(table.stdout, /whsec_/);
   });
 
+  test('schedules create, show, list, pause, resume, trigger, delete', async () => {
+    const created = await json(
+      'schedules',
+      'create',
+      '--cron',
+      '0 9 * * 1-5',
+      '--timezone',
+      'America/New_York',
+      '--url',
+      env.target.url('/cli-schedule'),
+      '--tag',
+      'cli-schedule',
+    );
+    assert.equal(created.status, 'Active');
+    assert.equal(created.spec.cron, '0 9 * * 1-5');
+    const shown = await eventually('the schedule’s next runs', async () => {
+      const r = await punctual('schedules', 'show', created.id);
+      return /nextRunAts\s+\d{4}-/.test(r.stdout) ? r : undefined;
+    });
+    assert.match(shown.stdout, /spec\s+0 9 \* \* 1-5 \(America\/New_York\)/);
+    const table = await punctual('schedules', 'list', '--tag', 'cli-schedule');
+    assert.match(table.stdout, /^ID\s+STATUS\s+SPEC\s+NEXTRUNAT\s+TAGS\n/);
+    assert.match(table.stdout, new RegExp(`${created.id}\\s+Active`));
+    assert.equal((await json('schedules', 'pause', created.id)).status, 'Paused');
+    assert.deepEqual(
+      ((await json('schedules', 'list', '--status', 'Paused', '--tag', 'cli-schedule')) as { id: string }[]).map(
+        (s) => s.id,
+      ),
+      [created.id],
+    );
+    assert.equal((await json('schedules', 'resume', created.id)).status, 'Active');
+    const run = await json('schedules', 'trigger', created.id);
+    const watched = await punctual('calls', 'watch', run.serviceCallId, '--interval', '100');
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.equal(env.target.hitsFor('/cli-schedule').length, 1);
+    const deleted = await punctual('schedules', 'delete', created.id);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `deleted ${created.id}\n`);
+    const gone = await punctual('schedules', 'show', created.id);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /\(404\)/);
+    const both = await punctual(
+      'schedules',
+      'create',
+      '--cron',
+      '* * * * *',
+      '--every',
+      '60',
+      '--url',
+      'https://x.test',
+    );
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /exactly one of --cron and --every/);
+    const badCron = await punctual('schedules', 'create', '--cron', '61 * * * *', '--url', env.target.url('/x'));
+    assert.equal(badCron.code, 1);
+    assert.match(badCron.stderr, /^error: Bad Request \(400\)/);
+    assert.match(badCron.stderr, /\n {2}cron: /);
+  });
+
   test('an API error exits 1 with the problem’s title and detail; a usage error exits 2', async () => {
     const bad = await punctual('calls', 'show', 'not-a-uuid');
     assert.equal(bad.code, 1);
@@ -127,7 +186,7 @@ describe('punctual CLI', () => {
   });
 
   test('--help on every command; npx punctual works from the repository root', async () => {
-    for (const args of [[], ['calls'], ['secrets']]) {
+    for (const args of [[], ['calls'], ['schedules'], ['secrets']]) {
       const r = await punctual(...args, '--help');
       assert.equal(r.code, 0, args.join(' '));
       assert.match(r.stdout, /^Usage: punctual/);
@@ -137,6 +196,12 @@ describe('punctual CLI', () => {
       assert.equal(r.code, 0, command);
       assert.match(r.stdout, new RegExp(`^Usage: punctual calls ${command}`));
       assert.match(r.stdout, /--api-url URL/);
+    }
+    for (const command of ['create', 'list', 'show', 'pause', 'resume', 'trigger', 'delete']) {
+      assert.match(
+        (await punctual('schedules', command, '--help')).stdout,
+        new RegExp(`^Usage: punctual schedules ${command}`),
+      );
     }
     for (const command of ['list', 'rotate']) {
       assert.match(

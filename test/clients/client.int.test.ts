@@ -149,6 +149,67 @@ describe('@punctual/client', () => {
     });
   });
 
+  test('schedules: create (keyed), get with next runs, list, update, pause, resume, trigger, delete', async () => {
+    const body = {
+      intervalSeconds: 3600,
+      request: { method: 'POST' as const, url: env.target.url('/client-schedule'), body: { from: 'schedule' } },
+      tags: ['client-schedule'],
+    };
+    const created = await client.schedules.create(body);
+    assert.equal(created.status, 'Active');
+    assert.equal(created.spec.intervalSeconds, 3600);
+    assert.equal(created.replayed, false);
+    const again = await client.schedules.create(body, { idempotencyKey: created.idempotencyKey });
+    assert.equal(again.id, created.id);
+    assert.equal(again.replayed, true);
+
+    const shown = await eventually('the schedule’s next runs', async () => {
+      const schedule = await client.schedules.get(created.id);
+      return schedule.nextRunAts.length === 5 ? schedule : undefined;
+    });
+    const gaps = shown.nextRunAts.slice(1).map((at, i) => Date.parse(at) - Date.parse(shown.nextRunAts[i]!));
+    assert.deepEqual(gaps, [3_600_000, 3_600_000, 3_600_000, 3_600_000]);
+    const listed = [];
+    for await (const schedule of client.schedules.list({ tag: 'client-schedule' })) listed.push(schedule.id);
+    assert.deepEqual(listed, [created.id]);
+
+    const updated = await client.schedules.update(created.id, { tags: ['client-schedule', 'updated'] });
+    assert.deepEqual(updated.tags, ['client-schedule', 'updated']);
+    assert.equal((await client.schedules.pause(created.id)).status, 'Paused');
+    const paused = [];
+    for await (const schedule of client.schedules.list({ status: 'Paused', tag: 'updated' })) paused.push(schedule.id);
+    assert.deepEqual(paused, [created.id]);
+    assert.equal((await client.schedules.resume(created.id)).status, 'Active');
+
+    const run = await client.schedules.trigger(created.id);
+    assert.equal(run.scheduleId, created.id);
+    const call = await client.calls.waitFor(run.serviceCallId, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.equal(call.status, 'Succeeded');
+    assert.equal(call.scheduleId, created.id);
+    const runs = await eventually('the run listed by scheduleId', async () => {
+      const ids: string[] = [];
+      for await (const item of client.calls.list({ scheduleId: created.id })) ids.push(item.id);
+      return ids.length > 0 ? ids : undefined;
+    });
+    assert.deepEqual(runs, [run.serviceCallId]);
+
+    await client.schedules.delete(created.id);
+    await assert.rejects(client.schedules.get(created.id), (err: unknown) => {
+      assert.ok(err instanceof PunctualError);
+      assert.equal(err.status, 404);
+      return true;
+    });
+    await assert.rejects(
+      client.schedules.create({ ...body, intervalSeconds: undefined, cron: '61 * * * *' }),
+      (err: unknown) => {
+        assert.ok(err instanceof PunctualError);
+        assert.equal(err.status, 400);
+        assert.equal(err.errors[0]?.field, 'cron');
+        return true;
+      },
+    );
+  });
+
   test('secrets: list and rotate', async () => {
     const before = await client.secrets.list();
     assert.ok(before.length >= 1);

@@ -6,6 +6,10 @@ import {
   PunctualTimeoutError,
   TERMINAL_STATUSES,
   type ListFilter,
+  type Schedule,
+  type ScheduleCreateBody,
+  type ScheduleListFilter,
+  type ScheduleStatus,
   type ServiceCall,
   type ServiceCallStatus,
   type SubmitBody,
@@ -104,7 +108,7 @@ function single(ctx: Context, name: string): string | undefined {
 
 function idArgument(ctx: Context): string {
   const [id, ...rest] = ctx.positionals;
-  if (id === undefined || rest.length > 0) throw new UsageError('expected one call ID');
+  if (id === undefined || rest.length > 0) throw new UsageError('expected one ID');
   return id;
 }
 
@@ -151,51 +155,63 @@ function printCall(ctx: Context, call: ServiceCall): void {
 
 const SUMMARY_COLUMNS = ['id', 'status', 'dueAt', 'tags'];
 
+/** The flags a call and a schedule's runs share: the request, tags and retries. */
+const RUN_OPTIONS: Options = {
+  url: { type: 'string' },
+  method: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  body: { type: 'string' },
+  tag: { type: 'string', multiple: true },
+  retry: { type: 'string' },
+  'idempotency-key': { type: 'string' },
+};
+
+const RUN_HELP = [
+  "  --url URL            the call's target (http or https)",
+  '  --method M           GET by default, POST when --body is given',
+  '  --header K:V         a header sent to the target; repeat for more',
+  '  --body @file|json    the body: JSON is sent as JSON, other text as is; @file reads a file',
+  '  --tag T              a tag; repeat for more',
+  '  --retry N            at most N attempts',
+];
+
+function runFields(ctx: Context): Pick<SubmitBody, 'request' | 'tags' | 'retry'> {
+  const url = single(ctx, 'url');
+  if (url === undefined) throw new UsageError('--url is required');
+  const bodyFlag = single(ctx, 'body');
+  const method = (single(ctx, 'method') ?? (bodyFlag === undefined ? 'GET' : 'POST')).toUpperCase();
+  const retry = single(ctx, 'retry');
+  if (retry !== undefined && !/^\d+$/.test(retry)) throw new UsageError(`--retry: expected a number, got ${retry}`);
+  const tags = strings(ctx.values.tag);
+  const headers = parseHeaders(strings(ctx.values.header));
+  return {
+    request: {
+      method,
+      url,
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+      ...(bodyFlag === undefined ? {} : { body: parseBody(bodyFlag) }),
+    } as SubmitBody['request'],
+    ...(tags.length > 0 ? { tags } : {}),
+    ...(retry === undefined ? {} : { retry: { maxAttempts: Number(retry) } }),
+  };
+}
+
 const calls: Record<string, Command> = {
   submit: {
     summary: 'submit a call',
     usage:
       'punctual calls submit --url URL [--method M] [--header K:V]… [--body @file|json] [--due +10m|ISO] [--tag T]… [--retry N] [--idempotency-key K]',
-    options: {
-      url: { type: 'string' },
-      method: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      body: { type: 'string' },
-      due: { type: 'string' },
-      tag: { type: 'string', multiple: true },
-      retry: { type: 'string' },
-      'idempotency-key': { type: 'string' },
-    },
+    options: { ...RUN_OPTIONS, due: { type: 'string' } },
     help: [
-      "  --url URL            the call's target (http or https)",
-      '  --method M           GET by default, POST when --body is given',
-      '  --header K:V         a header sent to the target; repeat for more',
-      '  --body @file|json    the body: JSON is sent as JSON, other text as is; @file reads a file',
+      ...RUN_HELP,
       '  --due +10m|ISO       when: +N seconds/minutes/hours/days (s|m|h|d) or an instant; default now',
-      '  --tag T              a tag; repeat for more',
-      '  --retry N            at most N attempts',
       '  --idempotency-key K  the same key again gives the same call (default: a random one)',
     ],
     async run(ctx) {
-      const url = single(ctx, 'url');
-      if (url === undefined) throw new UsageError('--url is required');
-      const bodyFlag = single(ctx, 'body');
-      const method = (single(ctx, 'method') ?? (bodyFlag === undefined ? 'GET' : 'POST')).toUpperCase();
-      const retry = single(ctx, 'retry');
-      if (retry !== undefined && !/^\d+$/.test(retry)) throw new UsageError(`--retry: expected a number, got ${retry}`);
       const due = single(ctx, 'due');
-      const tags = strings(ctx.values.tag);
-      const headers = parseHeaders(strings(ctx.values.header));
       const body = {
-        request: {
-          method,
-          url,
-          ...(Object.keys(headers).length > 0 ? { headers } : {}),
-          ...(bodyFlag === undefined ? {} : { body: parseBody(bodyFlag) }),
-        },
+        ...runFields(ctx),
         ...(due === undefined ? {} : { dueAt: parseDue(due) }),
-        ...(tags.length > 0 ? { tags } : {}),
-        ...(retry === undefined ? {} : { retry: { maxAttempts: Number(retry) } }),
       } as SubmitBody;
       const key = single(ctx, 'idempotency-key');
       const answer = await ctx.client().calls.submit(body, key === undefined ? {} : { idempotencyKey: key });
@@ -317,6 +333,162 @@ const calls: Record<string, Command> = {
   },
 };
 
+function specText(schedule: Pick<Schedule, 'spec'>): string {
+  const { cron, intervalSeconds, timezone } = schedule.spec;
+  return cron !== null && cron !== undefined ? `${cron} (${timezone})` : `every ${String(intervalSeconds)} s`;
+}
+
+function scheduleRow(schedule: Schedule): Record<string, unknown> {
+  return { ...schedule, spec: specText(schedule), nextRunAt: schedule.nextRunAts[0] };
+}
+
+function printSchedule(ctx: Context, schedule: Schedule): void {
+  if (ctx.json) return printJson(ctx, schedule);
+  const view = {
+    ...scheduleRow(schedule),
+    method: schedule.request.method,
+    url: schedule.request.url,
+    nextRunAts: schedule.nextRunAts,
+  };
+  ctx.out(fields(view, ['id', 'status', 'spec', 'overlap', 'method', 'url', 'tags', 'nextRunAts', 'createdAt']));
+  if (schedule.recentRuns.length > 0) ctx.out(`\n${table(schedule.recentRuns, ['scheduledAt', 'serviceCallId'])}`);
+}
+
+const SCHEDULE_COLUMNS = ['id', 'status', 'spec', 'nextRunAt', 'tags'];
+const OVERLAPS = ['Skip', 'BufferOne', 'AllowAll'];
+
+const schedules: Record<string, Command> = {
+  create: {
+    summary: 'create a recurring call',
+    usage:
+      'punctual schedules create (--cron EXPR [--timezone TZ] | --every SECONDS) --url URL [--method M] [--header K:V]… [--body @file|json] [--tag T]… [--retry N] [--overlap O] [--paused] [--idempotency-key K]',
+    options: {
+      ...RUN_OPTIONS,
+      cron: { type: 'string' },
+      every: { type: 'string' },
+      timezone: { type: 'string' },
+      overlap: { type: 'string' },
+      paused: { type: 'boolean' },
+    },
+    help: [
+      '  --cron EXPR          five cron fields, e.g. "0 9 * * 1-5", on the wall clock of --timezone',
+      '  --timezone TZ        an IANA zone for --cron (default UTC)',
+      '  --every SECONDS      a run every this many seconds instead of --cron',
+      ...RUN_HELP,
+      '  --overlap O          Skip, BufferOne or AllowAll (default): what a run does while the last one runs',
+      '  --paused             create it paused',
+      '  --idempotency-key K  the same key again gives the same schedule (default: a random one)',
+    ],
+    async run(ctx) {
+      const cron = single(ctx, 'cron');
+      const every = single(ctx, 'every');
+      if ((cron === undefined) === (every === undefined))
+        throw new UsageError('give exactly one of --cron and --every');
+      if (every !== undefined && !/^\d+$/.test(every)) throw new UsageError(`--every: expected seconds, got ${every}`);
+      const timezone = single(ctx, 'timezone');
+      const overlap = single(ctx, 'overlap');
+      if (overlap !== undefined && !OVERLAPS.includes(overlap))
+        throw new UsageError(`--overlap: expected one of ${OVERLAPS.join(', ')}, got ${overlap}`);
+      const body = {
+        ...runFields(ctx),
+        ...(cron === undefined ? { intervalSeconds: Number(every) } : { cron }),
+        ...(timezone === undefined ? {} : { timezone }),
+        ...(overlap === undefined ? {} : { overlap }),
+        ...(ctx.values.paused === true ? { paused: true } : {}),
+      } as ScheduleCreateBody;
+      const key = single(ctx, 'idempotency-key');
+      const schedule = await ctx.client().schedules.create(body, key === undefined ? {} : { idempotencyKey: key });
+      printSchedule(ctx, schedule);
+      return 0;
+    },
+  },
+  list: {
+    summary: 'list schedules',
+    usage: 'punctual schedules list [--status S] [--tag T]… [--limit N]',
+    options: { status: { type: 'string' }, tag: { type: 'string', multiple: true }, limit: { type: 'string' } },
+    help: [
+      '  --status S   only schedules in this status: Active, Paused or Ended',
+      '  --tag T      only schedules with every one of these tags (repeat)',
+      '  --limit N    at most N schedules (default 50; 0 = all, page after page)',
+    ],
+    async run(ctx) {
+      const status = single(ctx, 'status') as ScheduleStatus | undefined;
+      const tag = strings(ctx.values.tag);
+      const limitFlag = single(ctx, 'limit') ?? '50';
+      if (!/^\d+$/.test(limitFlag)) throw new UsageError(`--limit: expected a number, got ${limitFlag}`);
+      const limit = Number(limitFlag);
+      const filter = {
+        ...(status === undefined ? {} : { status }),
+        ...(tag.length > 0 ? { tag } : {}),
+        ...(limit > 0 && limit <= 200 ? { limit: String(limit) } : {}),
+      } as ScheduleListFilter;
+      const items: Schedule[] = [];
+      for await (const item of ctx.client().schedules.list(filter)) {
+        items.push(item);
+        if (limit > 0 && items.length >= limit) break;
+      }
+      if (ctx.json) printJson(ctx, items);
+      else ctx.out(table(items.map(scheduleRow), SCHEDULE_COLUMNS));
+      return 0;
+    },
+  },
+  show: {
+    summary: 'show one schedule with its next and recent runs',
+    usage: 'punctual schedules show ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      printSchedule(ctx, await ctx.client().schedules.get(idArgument(ctx)));
+      return 0;
+    },
+  },
+  pause: {
+    summary: 'stop making runs until resumed',
+    usage: 'punctual schedules pause ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      printSchedule(ctx, await ctx.client().schedules.pause(idArgument(ctx)));
+      return 0;
+    },
+  },
+  resume: {
+    summary: 'make runs again',
+    usage: 'punctual schedules resume ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      printSchedule(ctx, await ctx.client().schedules.resume(idArgument(ctx)));
+      return 0;
+    },
+  },
+  trigger: {
+    summary: 'one run now, beside the schedule’s own',
+    usage: 'punctual schedules trigger ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const answer = await ctx.client().schedules.trigger(idArgument(ctx));
+      if (ctx.json) printJson(ctx, answer);
+      else ctx.out(table([answer], ['serviceCallId', 'scheduledAt']));
+      return 0;
+    },
+  },
+  delete: {
+    summary: 'delete a schedule (the calls it made go on)',
+    usage: 'punctual schedules delete ID',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const id = idArgument(ctx);
+      await ctx.client().schedules.delete(id);
+      if (ctx.json) printJson(ctx, { id, deleted: true });
+      else ctx.out(`deleted ${id}\n`);
+      return 0;
+    },
+  },
+};
+
 const secretColumns = ['id', 'secret', 'createdAt', 'expiresAt'];
 
 const secrets: Record<string, Command> = {
@@ -350,6 +522,7 @@ const secrets: Record<string, Command> = {
 
 const GROUPS: Record<string, { summary: string; commands: Record<string, Command> }> = {
   calls: { summary: 'service calls', commands: calls },
+  schedules: { summary: 'recurring calls', commands: schedules },
   secrets: { summary: 'request-signing secrets', commands: secrets },
 };
 
