@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotencyKeyReusedError, NotFoundError, StateConflictError } from '../core/commands';
 import { isConnectionError } from '../core/db';
-import { ScheduleLimitError } from '../core/schedule';
+import { ScheduleDeletedError, ScheduleLimitError } from '../core/schedule';
 
 /** RFC 9457 problem details: every error the API returns has this shape. */
 export interface Problem {
@@ -132,7 +132,11 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     return sendProblem(reply, problem(429, error.message));
   }
   if (error instanceof NotFoundError) return sendProblem(reply, problem(404, error.message));
-  if (error instanceof StateConflictError || error instanceof ScheduleLimitError) {
+  if (
+    error instanceof StateConflictError ||
+    error instanceof ScheduleLimitError ||
+    error instanceof ScheduleDeletedError
+  ) {
     return sendProblem(reply, problem(409, error.message));
   }
   if (isConnectionError(error)) {

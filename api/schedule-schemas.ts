@@ -224,7 +224,7 @@ export const createScheduleRouteSchema = {
   tags,
   summary: 'Create a schedule',
   description:
-    'Runs a request on a cadence: every run is an ordinary service call (listed with `GET /v1/service-calls?scheduleId=`), created with the idempotency key `schedule:<id>:<scheduled instant>`, so a run is created once. Exactly one of `cron` and `intervalSeconds`; a bad cron, an unknown time zone or `endAt` before `startAt` → 400 naming the field. A tenant holds at most SCHEDULES_PER_TENANT (1,000) schedules: beyond → 409.',
+    'Runs a request on a cadence: every run is an ordinary service call (listed with `GET /v1/service-calls?scheduleId=`), created with the idempotency key `schedule:<id>:<scheduled instant>`, so a run is created once. Exactly one of `cron` and `intervalSeconds`; a bad cron, an unknown time zone or `endAt` before `startAt` → 400 naming the field. A tenant holds at most SCHEDULES_PER_TENANT (1,000) schedules: beyond → 409. The `Idempotency-Key` of a schedule since deleted → 409 (use another key).',
   'x-idempotency-key':
     'Makes the create safe to retry: the same key and body give the same schedule (200 with `Idempotent-Replayed: true`); the same key with another body → 422. Shares the tenant’s key space with submits.',
   body: { ...createBodySchema, examples: [scheduleCreateExample] },

@@ -19,6 +19,7 @@ import {
   evolveSchedule,
   foldSchedule,
   SCHEDULE_AGGREGATE_TYPE,
+  ScheduleDeletedError,
   ScheduleLimitError,
   ScheduleNotFoundError,
   type OverlapPolicy,
@@ -165,6 +166,7 @@ export async function createSchedule(deps: ScheduleDeps, cmd: CreateScheduleRequ
           await readStream<ScheduleEvent>(tx, streamIdFor(cmd.tenantId, existing.serviceCallId)),
         );
         if (state === undefined) throw new IdempotencyKeyReusedError(key);
+        if (state.status === 'Deleted') throw new ScheduleDeletedError(state.id);
         return { state, replayed: true };
       }
     }

@@ -161,6 +161,16 @@ export class ScheduleLimitError extends Error {
   }
 }
 
+/** A create replayed by its Idempotency-Key after the schedule it made was deleted (409). */
+export class ScheduleDeletedError extends Error {
+  override name = 'ScheduleDeletedError';
+  constructor(readonly scheduleId: string) {
+    super(
+      `the schedule this Idempotency-Key created (${scheduleId}) has been deleted; use another key to create a new one`,
+    );
+  }
+}
+
 export type ScheduleCommand =
   | { type: 'CreateSchedule'; data: ScheduleCreatedData }
   | { type: 'UpdateSchedule'; data: ScheduleUpdatedData }

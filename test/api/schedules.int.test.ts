@@ -350,6 +350,13 @@ describe('schedules', () => {
     assert.equal(again.body.id, first.body.id);
     const other = await call(env, 'POST', '/v1/schedules', { body: { ...body, cron: '0 8 * * *' }, headers });
     assert.equal(other.status, 422);
+
+    // Deleted since: the key's schedule is gone, and a replay says so rather than making it again.
+    assert.equal((await send('DELETE', `/v1/schedules/${first.body.id}`)).status, 204);
+    const afterDelete = await call(env, 'POST', '/v1/schedules', { body, headers });
+    assert.equal(afterDelete.status, 409);
+    assert.match(String(afterDelete.headers['content-type']), /^application\/problem\+json/);
+    assert.match(afterDelete.body.detail, new RegExp(`${first.body.id}\\) has been deleted`));
   });
 
   test('a run retried for the same instant is created once', async () => {

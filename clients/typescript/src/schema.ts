@@ -282,7 +282,7 @@ export interface paths {
         put?: never;
         /**
          * Create a schedule
-         * @description Runs a request on a cadence: every run is an ordinary service call (listed with `GET /v1/service-calls?scheduleId=`), created with the idempotency key `schedule:<id>:<scheduled instant>`, so a run is created once. Exactly one of `cron` and `intervalSeconds`; a bad cron, an unknown time zone or `endAt` before `startAt` → 400 naming the field. A tenant holds at most SCHEDULES_PER_TENANT (1,000) schedules: beyond → 409.
+         * @description Runs a request on a cadence: every run is an ordinary service call (listed with `GET /v1/service-calls?scheduleId=`), created with the idempotency key `schedule:<id>:<scheduled instant>`, so a run is created once. Exactly one of `cron` and `intervalSeconds`; a bad cron, an unknown time zone or `endAt` before `startAt` → 400 naming the field. A tenant holds at most SCHEDULES_PER_TENANT (1,000) schedules: beyond → 409. The `Idempotency-Key` of a schedule since deleted → 409 (use another key).
          */
         post: operations["createSchedule"];
         delete?: never;
