@@ -42,6 +42,33 @@ export class IdempotencyKeyReusedError extends Error {
 
 export { NotFoundError, StateConflictError } from './decider';
 
+/**
+ * Claims an Idempotency-Key for the aggregate `id` in the transaction `tx`: undefined when this is
+ * the key's first use (the caller then appends), else the id of what the key made before with the
+ * same fingerprint. The same key with another fingerprint → IdempotencyKeyReusedError. A
+ * concurrent claim of one key waits on the unique index until the first commits, then sees its row:
+ * exactly one of them writes the events.
+ */
+export async function claimIdempotencyKey(
+  tx: DbOrTx,
+  claim: { tenantId: string; key: string; id: string; fingerprint: string },
+): Promise<string | undefined> {
+  const { tenantId, key, id, fingerprint } = claim;
+  const inserted = await tx
+    .insert(idempotencyKeys)
+    .values({ tenantId, key, serviceCallId: id, fingerprint })
+    .onConflictDoNothing()
+    .returning({ id: idempotencyKeys.serviceCallId });
+  if (inserted.length > 0) return undefined;
+  const [existing] = await tx
+    .select()
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)));
+  if (existing === undefined) throw new Error(`idempotency row of ${key} vanished`);
+  if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
+  return existing.serviceCallId;
+}
+
 export interface SubmitCommand {
   tenantId: string;
   idempotencyKey: string | undefined;
@@ -224,25 +251,16 @@ export async function submitServiceCall(deps: Deps, cmd: SubmitCommand): Promise
       ? await append(deps.db)
       : await deps.db.transaction(async (tx) => {
           const fingerprint = fingerprintOf(cmd, deps.keyring);
-          // A concurrent submit with the same key waits here on the unique index until the first
-          // commits, then sees its row: exactly one of them writes the event.
-          const inserted = await tx
-            .insert(idempotencyKeys)
-            .values({ tenantId: cmd.tenantId, key: idempotencyKey, serviceCallId: id, fingerprint })
-            .onConflictDoNothing()
-            .returning({ id: idempotencyKeys.serviceCallId });
-          if (inserted.length === 0) {
-            const [existing] = await tx
-              .select()
-              .from(idempotencyKeys)
-              .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, idempotencyKey)));
-            if (existing === undefined) throw new Error('idempotency row vanished during submit');
-            if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(idempotencyKey);
-            const [first] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
-            if (first === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
-            return submitResultOf(first, true);
-          }
-          return append(tx);
+          const existing = await claimIdempotencyKey(tx, {
+            tenantId: cmd.tenantId,
+            key: idempotencyKey,
+            id,
+            fingerprint,
+          });
+          if (existing === undefined) return append(tx);
+          const [first] = await readStream(tx, streamIdFor(cmd.tenantId, existing));
+          if (first === undefined) throw new Error(`call ${existing} has no events`);
+          return submitResultOf(first, true);
         });
   if (!result.replayed) {
     deps.notifier.poke();
@@ -607,20 +625,10 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
       ? await append(deps.db)
       : await deps.db.transaction(async (tx) => {
           const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt, cmd.callback);
-          const inserted = await tx
-            .insert(idempotencyKeys)
-            .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })
-            .onConflictDoNothing()
-            .returning({ id: idempotencyKeys.serviceCallId });
-          if (inserted.length > 0) return append(tx);
-          const [existing] = await tx
-            .select()
-            .from(idempotencyKeys)
-            .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, key)));
-          if (existing === undefined) throw new Error('idempotency row vanished during replay');
-          if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
-          const [stored] = await readStream(tx, streamIdFor(cmd.tenantId, existing.serviceCallId));
-          if (stored === undefined) throw new Error(`call ${existing.serviceCallId} has no events`);
+          const existing = await claimIdempotencyKey(tx, { tenantId: cmd.tenantId, key, id, fingerprint });
+          if (existing === undefined) return append(tx);
+          const [stored] = await readStream(tx, streamIdFor(cmd.tenantId, existing));
+          if (stored === undefined) throw new Error(`call ${existing} has no events`);
           return resultOf(stored, true);
         });
   if (!result.replayed) {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
-import { idempotencyKeys } from '../drizzle/schema';
+import { sql } from 'drizzle-orm';
 import { applyScheduleEvents, countSchedules } from '../projections/schedules';
 import {
   canonicalJson,
+  claimIdempotencyKey,
   IdempotencyKeyReusedError,
   recordAppended,
   requestFromSubmitted,
@@ -150,21 +150,9 @@ export async function createSchedule(deps: ScheduleDeps, cmd: CreateScheduleRequ
   );
   const result = await deps.db.transaction(async (tx): Promise<CreateScheduleResult> => {
     if (key !== undefined) {
-      const inserted = await tx
-        .insert(idempotencyKeys)
-        .values({ tenantId: cmd.tenantId, key, serviceCallId: id, fingerprint })
-        .onConflictDoNothing()
-        .returning({ id: idempotencyKeys.serviceCallId });
-      if (inserted.length === 0) {
-        const [existing] = await tx
-          .select()
-          .from(idempotencyKeys)
-          .where(and(eq(idempotencyKeys.tenantId, cmd.tenantId), eq(idempotencyKeys.key, key)));
-        if (existing === undefined) throw new Error('idempotency row vanished during create');
-        if (existing.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
-        const state = foldSchedule(
-          await readStream<ScheduleEvent>(tx, streamIdFor(cmd.tenantId, existing.serviceCallId)),
-        );
+      const existing = await claimIdempotencyKey(tx, { tenantId: cmd.tenantId, key, id, fingerprint });
+      if (existing !== undefined) {
+        const state = foldSchedule(await readStream<ScheduleEvent>(tx, streamIdFor(cmd.tenantId, existing)));
         if (state === undefined) throw new IdempotencyKeyReusedError(key);
         if (state.status === 'Deleted') throw new ScheduleDeletedError(state.id);
         return { state, replayed: true };

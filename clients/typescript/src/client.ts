@@ -102,6 +102,19 @@ function instant(value: string | Date): string {
   return typeof value === 'string' ? value : value.toISOString();
 }
 
+/** Every item of a keyset-paged list, following `nextCursor` page after page. */
+async function* walk<F extends object, T>(
+  page: (query: F & { cursor?: string }) => Promise<{ items: T[]; nextCursor?: string | null }>,
+  filter: F,
+): AsyncGenerator<T, void, undefined> {
+  let cursor: string | undefined;
+  do {
+    const answer = await page(cursor === undefined ? filter : { ...filter, cursor });
+    yield* answer.items;
+    cursor = answer.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+}
+
 export class ServiceCalls {
   constructor(private readonly api: Api) {}
 
@@ -126,13 +139,8 @@ export class ServiceCalls {
   }
 
   /** Every call the filter matches, newest first, following the cursor page after page. */
-  async *list(filter: ListFilter = {}): AsyncGenerator<ServiceCallSummary, void, undefined> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.page(cursor === undefined ? filter : { ...filter, cursor });
-      yield* page.items;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
+  list(filter: ListFilter = {}): AsyncGenerator<ServiceCallSummary, void, undefined> {
+    return walk((query: ListQuery) => this.page(query), filter);
   }
 
   async cancel(id: string): Promise<ServiceCall> {
@@ -235,13 +243,8 @@ export class Schedules {
   }
 
   /** Every schedule the filter matches, following the cursor page after page. */
-  async *list(filter: ScheduleListFilter = {}): AsyncGenerator<ScheduleSummary, void, undefined> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.page(cursor === undefined ? filter : { ...filter, cursor });
-      yield* page.items;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
+  list(filter: ScheduleListFilter = {}): AsyncGenerator<ScheduleSummary, void, undefined> {
+    return walk((query: ScheduleListQuery) => this.page(query), filter);
   }
 
   /** Changes the spec, request, retry, tags or timezone; applies from the next run. */
