@@ -1,7 +1,7 @@
 import type { Punctual, ServiceCall } from '@punctual/client';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, localTime, ms, toLocalInput, utcTime, zoneName } from './format';
-import { callHref, usePolling } from './router';
+import { callHref, scheduleHref, usePolling } from './router';
 import { describeError, isStatus } from './session';
 import { Alert, Notice, StatusBadge } from './status';
 
@@ -227,6 +227,17 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
         <dd>{call.retry?.maxAttempts === undefined ? '1 attempt' : `up to ${call.retry.maxAttempts} attempts`}</dd>
         <dt>Timeout</dt>
         <dd>{ms(call.timeoutMs)}</dd>
+        {call.scheduleId != null && (
+          <>
+            <dt>Schedule</dt>
+            <dd>
+              <a href={scheduleHref(call.scheduleId)} class="mono">
+                {call.scheduleId}
+              </a>
+              {call.scheduledAt != null && <span class="utc"> run for {utcTime(call.scheduledAt)} UTC</span>}
+            </dd>
+          </>
+        )}
         {call.replayOf != null && (
           <>
             <dt>Replay of</dt>

@@ -1,7 +1,7 @@
 import type { ListFilter, Punctual, ServiceCallPage, ServiceCallStatus } from '@punctual/client';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, localTime } from './format';
-import { callHref, usePolling } from './router';
+import { callHref, scheduleCallsHref, usePolling } from './router';
 import { describeError, isStatus } from './session';
 import { Alert, Notice, StatusBadge } from './status';
 import { StatusChart } from './chart';
@@ -20,6 +20,7 @@ interface Draft {
   dueAfter: string;
   dueBefore: string;
   replayOf: string;
+  scheduleId: string;
   callbackStatus: '' | CallbackStatus;
 }
 
@@ -31,6 +32,7 @@ const EMPTY: Draft = {
   dueAfter: '',
   dueBefore: '',
   replayOf: '',
+  scheduleId: '',
   callbackStatus: '',
 };
 
@@ -50,6 +52,7 @@ function toFilter(draft: Draft): { filter: ListFilter } | { error: string } {
     filter[name] = iso;
   }
   if (draft.replayOf.trim() !== '') filter.replayOf = draft.replayOf.trim();
+  if (draft.scheduleId.trim() !== '') filter.scheduleId = draft.scheduleId.trim();
   if (draft.callbackStatus !== '') filter.callbackStatus = draft.callbackStatus;
   return { filter };
 }
@@ -69,8 +72,8 @@ function DateField(props: { id: keyof Draft; label: string; draft: Draft; set: (
   );
 }
 
-function Filters({ onApply }: { onApply: (filter: ListFilter) => void }) {
-  const [draft, setDraft] = useState<Draft>(EMPTY);
+function Filters({ initial, onApply }: { initial: Draft; onApply: (filter: ListFilter) => void }) {
+  const [draft, setDraft] = useState<Draft>(initial);
   const [error, setError] = useState<string | null>(null);
   const apply = (event: Event) => {
     event.preventDefault();
@@ -113,6 +116,14 @@ function Filters({ onApply }: { onApply: (filter: ListFilter) => void }) {
         />
       </div>
       <div class="field">
+        <label for="f-scheduleId">Runs of schedule</label>
+        <input
+          id="f-scheduleId"
+          value={draft.scheduleId}
+          onInput={(e) => setDraft({ ...draft, scheduleId: e.currentTarget.value })}
+        />
+      </div>
+      <div class="field">
         <label for="f-callback">Callback status</label>
         <select
           id="f-callback"
@@ -148,11 +159,13 @@ function Filters({ onApply }: { onApply: (filter: ListFilter) => void }) {
 
 interface Props {
   client: Punctual;
+  /** From the route (`#/calls?scheduleId=`): the list opens filtered to that schedule's runs. */
+  scheduleId?: string | undefined;
   onUnauthorized: () => void;
 }
 
-export function CallsPage({ client, onUnauthorized }: Props) {
-  const [filter, setFilter] = useState<ListFilter>({});
+export function CallsPage({ client, scheduleId, onUnauthorized }: Props) {
+  const [filter, setFilter] = useState<ListFilter>(() => (scheduleId === undefined ? {} : { scheduleId }));
   // The cursors of the pages before this one, and this one's (undefined: the first page).
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [page, setPage] = useState<ServiceCallPage | null>(null);
@@ -181,6 +194,9 @@ export function CallsPage({ client, onUnauthorized }: Props) {
   usePolling(pending || cursor === undefined, REFRESH_MS, () => void load());
 
   const apply = (next: ListFilter) => {
+    // The address keeps the schedule filter (so it can be shared or reloaded); no hashchange, no remount.
+    const hash = next.scheduleId === undefined ? '#/calls' : scheduleCallsHref(next.scheduleId);
+    if (location.hash !== hash) history.replaceState(null, '', hash);
     setFilter(next);
     setCursors([undefined]);
     setSelected(new Set());
@@ -241,7 +257,7 @@ export function CallsPage({ client, onUnauthorized }: Props) {
     <section aria-labelledby="calls-title">
       <h1 id="calls-title">Calls</h1>
       <StatusChart client={client} />
-      <Filters onApply={apply} />
+      <Filters initial={{ ...EMPTY, scheduleId: scheduleId ?? '' }} onApply={apply} />
       <div class="bulk" role="group" aria-label="Actions on calls">
         <button type="button" disabled={busy || selected.size === 0} onClick={() => void onSelected('cancel')}>
           Cancel selected ({selected.size})

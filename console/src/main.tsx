@@ -3,6 +3,8 @@ import { render } from 'preact';
 import { useState } from 'preact/hooks';
 import { CallPage } from './call';
 import { CallsPage } from './calls';
+import { SchedulePage } from './schedule';
+import { SchedulesPage } from './schedules';
 import { useRoute } from './router';
 import { Alert } from './status';
 import { SecretsPage } from './secrets';
@@ -65,8 +67,14 @@ function App() {
           Punctual
         </a>
         <nav aria-label="Main">
-          <a href="#/calls" aria-current={route.page !== 'secrets' ? 'page' : undefined}>
+          <a href="#/calls" aria-current={route.page === 'calls' || route.page === 'call' ? 'page' : undefined}>
             Calls
+          </a>
+          <a
+            href="#/schedules"
+            aria-current={route.page === 'schedules' || route.page === 'schedule' ? 'page' : undefined}
+          >
+            Schedules
           </a>
           <a href="#/secrets" aria-current={route.page === 'secrets' ? 'page' : undefined}>
             Signing secrets
@@ -77,8 +85,14 @@ function App() {
         </button>
       </header>
       <main>
-        {route.page === 'calls' && <CallsPage client={client} onUnauthorized={out} />}
+        {route.page === 'calls' && (
+          <CallsPage key={route.scheduleId ?? ''} client={client} scheduleId={route.scheduleId} onUnauthorized={out} />
+        )}
         {route.page === 'call' && <CallPage key={route.id} client={client} id={route.id} onUnauthorized={out} />}
+        {route.page === 'schedules' && <SchedulesPage client={client} onUnauthorized={out} />}
+        {route.page === 'schedule' && (
+          <SchedulePage key={route.id} client={client} id={route.id} onUnauthorized={out} />
+        )}
         {route.page === 'secrets' && <SecretsPage client={client} onUnauthorized={out} />}
       </main>
     </>

@@ -42,3 +42,8 @@ export function describeError(err: unknown): string {
 export function isStatus(err: unknown, ...statuses: number[]): boolean {
   return err instanceof PunctualError && statuses.includes(err.status);
 }
+
+/** The fields a 400 or 422 names (`errors[].field` of its problem), for marking the inputs. */
+export function errorFields(err: unknown): string[] {
+  return err instanceof PunctualError ? err.errors.map((e) => e.field) : [];
+}
