@@ -7,7 +7,7 @@ import type { CallbackSpec, HttpRequestSpec, RequestBody, RetryPolicy } from '..
 import { readStream } from '../../core/event-store';
 import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
-import { findReplays, findServiceCall } from '../../projections/service-calls';
+import { findReplays } from '../../projections/service-calls';
 import { toView } from '../../core/view';
 import { BadRequestError, UnprocessableError } from '../problem';
 import {
@@ -174,9 +174,9 @@ export async function serviceCallRoutes(instance: FastifyInstance, deps: AppDeps
   fastify.get('/v1/service-calls/:id', { schema: getRouteSchema }, async (request) => {
     const { tenantId } = request;
     const { id } = request.params;
-    // The read model lags the event store by a moment; right after a submit the stream answers.
-    const state =
-      (await findServiceCall(deps.db, tenantId, id)) ?? fold(await readStream(deps.db, streamIdFor(tenantId, id)));
+    // From the stream, not the read model: the read model lags the event store by a moment, and
+    // a detail read right after a submit, cancel or reschedule must show what was acknowledged.
+    const state = fold(await readStream(deps.db, streamIdFor(tenantId, id)));
     if (state === undefined) throw new NotFoundError(`service call ${id} not found`);
     const view = { ...toView(state), replays: await findReplays(deps.db, tenantId, id) };
     if (deps.temporalUi === undefined) return view;
