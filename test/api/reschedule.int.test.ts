@@ -72,8 +72,12 @@ describe('reschedule', () => {
       'DueTimeReached',
       'ServiceCallSucceeded',
     ]);
-    const listed = await call(env, 'GET', `/v1/service-calls?status=Succeeded&limit=200`);
-    assert.equal(listed.body.items.find((i: { id: string }) => i.id === id)?.dueAt, newDue);
+    // The list reads the read model, which follows the events a moment later.
+    const listedDue = await eventually('the Succeeded call in the list', async () => {
+      const listed = await call(env, 'GET', `/v1/service-calls?status=Succeeded&limit=200`);
+      return listed.body.items.find((i: { id: string }) => i.id === id)?.dueAt as string | undefined;
+    });
+    assert.equal(listedDue, newDue);
   });
 
   test('to earlier: the sleeping workflow wakes and runs at the new time', async () => {
