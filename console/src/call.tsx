@@ -224,7 +224,7 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
         <dt>Tags</dt>
         <dd>{call.tags.length === 0 ? '—' : call.tags.join(', ')}</dd>
         <dt>Retry</dt>
-        <dd>{call.retry?.maxAttempts === undefined ? '1 attempt' : `up to ${call.retry.maxAttempts} attempts`}</dd>
+        <dd>{(call.retry?.maxAttempts ?? 1) === 1 ? '1 attempt' : `up to ${call.retry?.maxAttempts} attempts`}</dd>
         <dt>Timeout</dt>
         <dd>{ms(call.timeoutMs)}</dd>
         {call.scheduleId != null && (

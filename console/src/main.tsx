@@ -100,4 +100,8 @@ function App() {
 }
 
 const root = document.getElementById('app');
-if (root !== null) render(<App />, root);
+if (root !== null) {
+  // index.html shows a placeholder until the script runs; Preact renders beside what it did not make.
+  root.replaceChildren();
+  render(<App />, root);
+}

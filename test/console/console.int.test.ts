@@ -98,6 +98,7 @@ describe('console', () => {
     await page.keyboard.type(env.tenants.a.key);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor(WAIT);
+    assert.equal(await page.getByText('Loading the console…').count(), 0, 'the placeholder is gone once the app runs');
     assert.equal(await page.evaluate<string | null>("sessionStorage.getItem('punctual.apiKey')"), env.tenants.a.key);
     assert.ok(!page.url().includes(env.tenants.a.key));
     assert.deepEqual(await context.cookies(), []);
