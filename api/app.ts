@@ -23,6 +23,7 @@ import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
 import { batchRoutes } from './routes/batch';
 import { consoleRoutes } from './routes/console';
+import { flowLimitRoutes } from './routes/flow-limits';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -174,6 +175,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
       schedulesPerTenant: config.schedulesPerTenant,
       scheduleTarget: { client: fastify.temporalClient, taskQueue: config.temporalTaskQueue },
     });
+    await scope.register(flowLimitRoutes, deps);
   });
 }
 
