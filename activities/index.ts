@@ -44,6 +44,8 @@ export interface ActivityDeps extends Deps {
   flow?: {
     leaseTtlMs: number;
     maxWaitMs: number;
+    /** Waits up to this long are slept in the attempt rather than on a workflow timer. */
+    inProcessWaitMs: number;
     /** Whether a tenant has any `host:` limit, from a short-lived cache: no query per call. */
     hostLimits: { has(tenantId: string): Promise<boolean> };
   };
@@ -324,11 +326,23 @@ export function createActivities(deps: ActivityDeps) {
     const hostLimits = await flow.hostLimits.has(ref.tenantId);
     if (own.length === 0 && !hostLimits && ref.flow.since === undefined) return undefined;
     const keys = effectiveKeys(own, submitted.data.request.url, hostLimits);
-    const admission = await acquire(
-      deps.db,
-      { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, dueAt, keys },
-      { leaseTtlMs: flow.leaseTtlMs, maxWaitMs: flow.maxWaitMs },
-    );
+    const ask = () =>
+      acquire(
+        deps.db,
+        { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, dueAt, keys },
+        { leaseTtlMs: flow.leaseTtlMs, maxWaitMs: flow.maxWaitMs },
+      );
+    let admission = await ask();
+    // A short wait is slept here, in the attempt, and asked again: a durable timer and a workflow
+    // task would cost more than the wait and come back late for a reserved slot (ADR-0018). A
+    // longer one, or one past five short ones' worth, goes back to the workflow: one timer.
+    const budget = 5 * flow.inProcessWaitMs;
+    const short = (a: Admission) => !a.admitted && a.waitMs <= flow.inProcessWaitMs;
+    for (let spent = 0; short(admission) && !admission.admitted && spent + admission.waitMs <= budget;) {
+      spent += admission.waitMs;
+      await sleep(admission.waitMs);
+      admission = await ask();
+    }
     if (admission.admitted) {
       const waitedS = throttledMsOf(ref.flow, admission) / 1000;
       for (const key of admission.limited) {
@@ -380,7 +394,11 @@ export function createActivities(deps: ActivityDeps) {
       const beat = setInterval(() => {
         heartbeat(ctx);
         beats++;
-        if (leased.length > 0 && deps.flow !== undefined && beats % Math.max(1, Math.floor(deps.flow.leaseTtlMs / 3000)) === 0) {
+        if (
+          leased.length > 0 &&
+          deps.flow !== undefined &&
+          beats % Math.max(1, Math.floor(deps.flow.leaseTtlMs / 3000)) === 0
+        ) {
           renewLeases(deps.db, ref.tenantId, ref.serviceCallId, deps.flow.leaseTtlMs).catch((err: unknown) =>
             deps.log.warn({ err, ...ref }, 'renewing flow leases failed'),
           );

@@ -69,6 +69,8 @@ export interface Config {
 export interface FlowPolicy {
   leaseTtlMs: number;
   maxWaitMs: number;
+  /** Waits up to this long are slept inside the attempt (no durable timer, no workflow task). */
+  inProcessWaitMs: number;
   hostCacheMs: number;
 }
 
@@ -217,6 +219,7 @@ export function loadConfig(env: Env = process.env): Config {
     flow: {
       leaseTtlMs: int(env, 'FLOW_LEASE_TTL_MS', 15_000, 1_000, 600_000),
       maxWaitMs: int(env, 'FLOW_MAX_WAIT_MS', 5_000, 100, 60_000),
+      inProcessWaitMs: int(env, 'FLOW_IN_PROCESS_WAIT_MS', 1_000, 0, 10_000),
       hostCacheMs: int(env, 'FLOW_HOST_CACHE_MS', 5_000, 0, 600_000),
     },
   };

@@ -62,6 +62,10 @@ export interface KeyState {
   concurrency: number | null;
   /** Tokens now (already refilled). */
   tokens: number;
+  /** How far ahead the key's last reserved send slot is (ms; ≤ 0 or null: none ahead). */
+  reservedAheadMs: number | null;
+  /** This call's own reserved slot, ms from now (≤ 0: due); null: it holds none. */
+  slotInMs: number | null;
   /** Other calls' live leases of this key. */
   inFlight: number;
   /** Live waiters of this key with an older dueAt than the asking call. */
@@ -75,29 +79,62 @@ export interface KeyState {
 /** Suggested wait of a call refused by concurrency before any lease was released once. */
 export const DEFAULT_HOLD_MS = 500;
 /** The shortest wait suggested: below it a timer costs more than it saves. */
-export const MIN_WAIT_MS = 20;
+export const MIN_WAIT_MS = 5;
+/** A reserved call this close to its slot may take a token that is there. */
+const SLOT_EARLY_MS = 5;
+
+export type KeyVerdict =
+  | { admitted: true }
+  | {
+      admitted: false;
+      waitMs: number;
+      /** The call's send slot on this key (ms from now) to keep or to make; null: none. */
+      slotInMs: number | null;
+      /** Set when the slot is a new reservation: the key's reserved-until moves there. */
+      reserves: boolean;
+    };
 
 /**
- * Whether one key admits the call now, and if not, how long until it might: the rate needs a
- * token for each waiter ahead and one for this call; the concurrency a free place after the
- * waiters ahead have theirs. Pure, so that tests pin it without a database.
+ * Whether one key admits the call now, and if not, how long until it might. Pure, so that tests
+ * pin it without a database.
+ *
+ * The rate is a token bucket with reservations: a call the bucket refuses is given the next free
+ * send slot (one interval after the last one handed out, or when the next token is due) and comes
+ * back then; a call without a slot never takes a token while slots are handed out ahead of it, so
+ * the reserved calls go in the order they asked and a returning call finds its token. The
+ * concurrency needs a free place after the older waiters whose wait is over have theirs.
  */
-export function judgeKey(k: KeyState): { admitted: true } | { admitted: false; waitMs: number } {
-  // Older calls still sleeping were told when to come back: a token or a place free now would be
-  // lost waiting for them, so only the older calls whose wait is over go first.
-  const rateRefuses = k.ratePerSecond !== null && k.tokens < k.aheadAwake + 1;
-  const concurrencyRefuses = k.concurrency !== null && k.inFlight + k.aheadAwake >= k.concurrency;
-  if (!rateRefuses && !concurrencyRefuses) return { admitted: true };
-  // The wait: until this call's turn after every older waiter.
+export function judgeKey(k: KeyState): KeyVerdict {
   let waitMs = 0;
-  if (k.ratePerSecond !== null && k.tokens < k.ahead + 1) {
-    waitMs = Math.max(waitMs, ((k.ahead + 1 - k.tokens) * 1000) / k.ratePerSecond);
+  let refused = false;
+  let slotInMs: number | null = k.slotInMs;
+  let reserves = false;
+  if (k.ratePerSecond !== null) {
+    const tokenInMs = k.tokens >= 1 ? 0 : ((1 - k.tokens) * 1000) / k.ratePerSecond;
+    if (k.slotInMs !== null) {
+      const w = Math.max(k.slotInMs, tokenInMs);
+      if (w > SLOT_EARLY_MS || tokenInMs > 0) {
+        refused = true;
+        waitMs = Math.max(waitMs, w);
+      }
+    } else {
+      const ahead = k.reservedAheadMs !== null && k.reservedAheadMs > 0 ? k.reservedAheadMs : null;
+      if (tokenInMs > 0 || ahead !== null) {
+        refused = true;
+        const slot = Math.max(tokenInMs, ahead === null ? 0 : ahead + 1000 / k.ratePerSecond);
+        slotInMs = slot;
+        reserves = true;
+        waitMs = Math.max(waitMs, slot);
+      }
+    }
   }
-  if (k.concurrency !== null && k.inFlight + k.ahead >= k.concurrency) {
+  if (k.concurrency !== null && k.inFlight + k.aheadAwake >= k.concurrency) {
+    refused = true;
     const turns = Math.floor((k.inFlight + k.ahead - k.concurrency) / k.concurrency) + 1;
-    waitMs = Math.max(waitMs, turns * (k.holdMs ?? DEFAULT_HOLD_MS));
+    waitMs = Math.max(waitMs, Math.max(1, turns) * (k.holdMs ?? DEFAULT_HOLD_MS));
   }
-  return { admitted: false, waitMs: Math.max(MIN_WAIT_MS, waitMs) };
+  if (!refused) return { admitted: true };
+  return { admitted: false, waitMs: Math.max(MIN_WAIT_MS, waitMs), slotInMs, reserves };
 }
 
 export interface AdmissionRequest {
@@ -138,6 +175,7 @@ interface LimitStateRow extends Record<string, unknown> {
   tokens: number;
   hold_ms: number | null;
   elapsed_ms: number;
+  reserved_ahead_ms: number | null;
   in_flight: number;
   ahead: number;
   ahead_awake: number;
@@ -148,7 +186,8 @@ interface LimitStateRow extends Record<string, unknown> {
  * Asks every limit of the call's keys at once, in one transaction with the limits' rows locked
  * (in key order, so two calls never deadlock). Admitted: a token taken from each bucket, a lease
  * of each concurrency key, the call's waiting rows gone. Refused: the call waits for the keys
- * that refused it, for the longest of their suggested waits, and nothing else changes.
+ * that refused it, for the longest of their suggested waits, holding the send slot a rate key
+ * reserved for it (the key's `reserved_until` moves past it); nothing is taken.
  */
 export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPolicy): Promise<Admission> {
   const keys = [...new Set(req.keys)].sort();
@@ -157,9 +196,18 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
       keys.map((k) => sql`${k}`),
       sql`, `,
     );
+    // The locks first, in a statement of their own: under READ COMMITTED a statement sees what
+    // was committed when it began, so counting leases in the locking statement would miss those
+    // of the transaction it waited for (measured: 5 in flight under a concurrency of 2).
+    await tx.execute(sql`
+      select 1 from flow_limits
+      where tenant_id = ${req.tenantId} and key in (${keyList})
+      order by key
+      for update`);
     const { rows } = await tx.execute<LimitStateRow>(sql`
       select l.key, l.rate_per_second, l.burst, l.concurrency, l.tokens, l.hold_ms,
         extract(epoch from (clock_timestamp() - l.refilled_at)) * 1000 as elapsed_ms,
+        extract(epoch from (l.reserved_until - clock_timestamp())) * 1000 as reserved_ahead_ms,
         (select count(*) from flow_leases f
           where f.tenant_id = l.tenant_id and f.key = l.key and f.expires_at > clock_timestamp()
             and f.service_call_id <> ${req.serviceCallId})::int as in_flight,
@@ -173,18 +221,24 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
         clock_timestamp() as db_now
       from flow_limits l
       where l.tenant_id = ${req.tenantId} and l.key in (${keyList})
-      order by l.key
-      for update of l`);
+      order by l.key`);
     const first = rows[0];
     const dbNow = first === undefined ? new Date() : new Date(first.db_now);
     const mine = and(eq(flowWaiting.tenantId, req.tenantId), eq(flowWaiting.serviceCallId, req.serviceCallId));
     const waited = await tx
       .delete(flowWaiting)
       .where(mine)
-      .returning({ key: flowWaiting.key, since: flowWaiting.since });
+      .returning({ key: flowWaiting.key, since: flowWaiting.since, slotAt: flowWaiting.slotAt });
+    const slots = new Map(waited.flatMap((w) => (w.slotAt === null ? [] : [[w.key, w.slotAt.getTime()] as const])));
     const since = waited.reduce<Date | null>((min, w) => (min === null || w.since < min ? w.since : min), null);
     if (rows.length === 0) {
-      return { admitted: true, leased: [], limited: [], waitedSince: since?.toISOString() ?? null, at: dbNow.toISOString() };
+      return {
+        admitted: true,
+        leased: [],
+        limited: [],
+        waitedSince: since?.toISOString() ?? null,
+        at: dbNow.toISOString(),
+      };
     }
     const states = rows.map((r) => ({
       key: r.key,
@@ -194,31 +248,51 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
       tokens:
         r.rate_per_second === null
           ? 0
-          : refilled(Number(r.tokens), Number(r.elapsed_ms), r.rate_per_second, r.burst ?? defaultBurst(r.rate_per_second)),
+          : refilled(
+              Number(r.tokens),
+              Number(r.elapsed_ms),
+              r.rate_per_second,
+              r.burst ?? defaultBurst(r.rate_per_second),
+            ),
+      reservedAheadMs: r.reserved_ahead_ms === null ? null : Number(r.reserved_ahead_ms),
+      slotInMs: slots.has(r.key) ? slots.get(r.key)! - dbNow.getTime() : null,
       inFlight: r.in_flight,
       ahead: r.ahead,
       aheadAwake: r.ahead_awake,
       holdMs: r.hold_ms,
     }));
-    const refusals = states
-      .map((s) => ({ key: s.key, verdict: judgeKey(s) }))
-      .flatMap((j) => (j.verdict.admitted ? [] : [{ key: j.key, waitMs: j.verdict.waitMs }]));
+    const verdicts = states.map((s) => ({ key: s.key, verdict: judgeKey(s) }));
+    const refusals = verdicts.flatMap((j) => (j.verdict.admitted ? [] : [{ key: j.key, ...j.verdict }]));
     if (refusals.length > 0) {
       const waitMs = Math.min(policy.maxWaitMs, Math.max(...refusals.map((r) => r.waitMs)));
       const started = since ?? dbNow;
       const wakeAt = new Date(dbNow.getTime() + waitMs);
-      const expiresAt = new Date(wakeAt.getTime() + WAITER_GRACE_MS);
+      // A slot far ahead keeps its row until then, whatever the wait suggested meanwhile.
+      const latestSlot = Math.max(0, ...refusals.map((r) => r.slotInMs ?? 0));
+      const expiresAt = new Date(Math.max(wakeAt.getTime(), dbNow.getTime() + latestSlot) + WAITER_GRACE_MS);
+      // A reservation held on a key that admitted the call now is kept too: it is its place there.
+      const kept = states.flatMap((s) =>
+        s.slotInMs !== null && !refusals.some((r) => r.key === s.key) ? [{ key: s.key, slotInMs: s.slotInMs }] : [],
+      );
       await tx.insert(flowWaiting).values(
-        refusals.map((r) => ({
+        [...refusals, ...kept].map((r) => ({
           tenantId: req.tenantId,
           key: r.key,
           serviceCallId: req.serviceCallId,
           dueAt: new Date(req.dueAt),
           since: started,
           wakeAt,
+          slotAt: r.slotInMs === null ? null : new Date(dbNow.getTime() + r.slotInMs),
           expiresAt,
         })),
       );
+      for (const r of refusals) {
+        if (!r.reserves || r.slotInMs === null) continue;
+        await tx
+          .update(flowLimits)
+          .set({ reservedUntil: new Date(dbNow.getTime() + r.slotInMs) })
+          .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, r.key)));
+      }
       return {
         admitted: false,
         waitingFor: refusals.map((r) => r.key),
@@ -359,6 +433,8 @@ export async function putFlowLimit(db: Db, tenantId: string, key: string, spec: 
         ...spec,
         // A bucket that had no rate starts full; one that had keeps its tokens, within the new burst.
         tokens: sql`case when ${flowLimits.burst} is null then ${spec.burst ?? 0} else least(${flowLimits.tokens}, ${spec.burst ?? 0}) end`,
+        // Slots already handed out stand; calls asking from now on queue under the new rate.
+        reservedUntil: null,
         updatedAt: sql`now()`,
       },
     })
@@ -380,8 +456,14 @@ export async function getFlowLimit(db: Db, tenantId: string, key: string): Promi
   if (row === undefined) return undefined;
   const live = (t: typeof flowLeases | typeof flowWaiting) =>
     and(eq(t.tenantId, tenantId), eq(t.key, key), gt(t.expiresAt, sql`clock_timestamp()`));
-  const [leases] = await db.select({ n: sql<number>`count(*)::int` }).from(flowLeases).where(live(flowLeases));
-  const [waiters] = await db.select({ n: sql<number>`count(*)::int` }).from(flowWaiting).where(live(flowWaiting));
+  const [leases] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(flowLeases)
+    .where(live(flowLeases));
+  const [waiters] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(flowWaiting)
+    .where(live(flowWaiting));
   const oldest = await db
     .select({ id: flowWaiting.serviceCallId, dueAt: flowWaiting.dueAt, since: flowWaiting.since })
     .from(flowWaiting)

@@ -244,6 +244,11 @@ export const flowLimits = pgTable(
     /** Tokens in the bucket at `refilledAt`; refilled lazily from the elapsed time. */
     tokens: doublePrecision('tokens').notNull().default(0),
     refilledAt: timestamp('refilled_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * The last send slot handed to a call the rate refused (its reservation); while it is ahead,
+     * a call without a reservation queues behind it instead of taking a token.
+     */
+    reservedUntil: timestamp('reserved_until', { withTimezone: true, mode: 'date' }),
     /** Moving average of how long a lease is held (ms): the wait suggested to a call refused by concurrency. */
     holdMs: doublePrecision('hold_ms'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -288,6 +293,8 @@ export const flowWaiting = pgTable(
     since: timestamp('since', { withTimezone: true, mode: 'date' }).notNull(),
     /** When the call will ask again: until then it does not hold back calls younger than it. */
     wakeAt: timestamp('wake_at', { withTimezone: true, mode: 'date' }).notNull(),
+    /** The send slot the rate reserved for this call (a rate key only); null: no reservation. */
+    slotAt: timestamp('slot_at', { withTimezone: true, mode: 'date' }),
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [

@@ -15,6 +15,7 @@ CREATE TABLE "flow_limits" (
 	"concurrency" integer,
 	"tokens" double precision DEFAULT 0 NOT NULL,
 	"refilled_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"reserved_until" timestamp with time zone,
 	"hold_ms" double precision,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
@@ -28,6 +29,7 @@ CREATE TABLE "flow_waiting" (
 	"due_at" timestamp with time zone NOT NULL,
 	"since" timestamp with time zone NOT NULL,
 	"wake_at" timestamp with time zone NOT NULL,
+	"slot_at" timestamp with time zone,
 	"expires_at" timestamp with time zone NOT NULL,
 	CONSTRAINT "flow_waiting_tenant_id_key_service_call_id_pk" PRIMARY KEY("tenant_id","key","service_call_id")
 );
