@@ -223,7 +223,7 @@ export function buildServer(
     bodyLimit: BODY_LIMIT_BYTES,
     // A flow-limit key is up to 128 characters (fastify's default allows 100 in a path
     // parameter); longer answers the route's 400 for its pattern, not fastify's bare 414.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Reject what is not in the schema instead of silently dropping it, and never coerce a
     // number into a URL: the request is run exactly as given.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
