@@ -18,7 +18,14 @@ import {
   type ServiceCallState,
   type Status,
 } from '../core/service-call';
-import { callbackDeliveryDuration, httpAttemptDuration, timerLateness } from '../core/metrics';
+import {
+  callbackDeliveryDuration,
+  flowAdmitted,
+  flowWaitDuration,
+  httpAttemptDuration,
+  timerLateness,
+} from '../core/metrics';
+import { acquire, effectiveKeys, releaseLeases, renewLeases, type Admission } from '../core/flow-limits';
 import { toView } from '../core/view';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
 import { FailureType } from '../workflows/failure-types';
@@ -33,6 +40,23 @@ export interface ActivityDeps extends Deps {
   http: Dispatcher;
   log: Logger;
   sleep?: (ms: number) => Promise<void>;
+  /** Flow limits (ADR-0018); absent: attempts are never held back. */
+  flow?: {
+    leaseTtlMs: number;
+    maxWaitMs: number;
+    /** Waits up to this long are slept in the attempt rather than on a workflow timer. */
+    inProcessWaitMs: number;
+    /** Whether a tenant has any `host:` limit, from a short-lived cache: no query per call. */
+    hostLimits: { has(tenantId: string): Promise<boolean> };
+  };
+}
+
+/**
+ * What a workflow that obeys flow limits (revision 4) tells an attempt: when the limits first
+ * held this attempt back, if they did.
+ */
+export interface FlowContext {
+  since?: string;
 }
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
@@ -62,6 +86,11 @@ export interface AttemptReport {
   status: Status;
   /** Set when another attempt is due: how long to wait for it. */
   retryInMs: number | null;
+  /**
+   * Set when flow limits did not admit the attempt (nothing was sent): the workflow waits this
+   * long on a durable timer and runs the same attempt again.
+   */
+  throttle?: { waitMs: number; waitingFor: string[]; since: string };
 }
 
 /**
@@ -75,8 +104,9 @@ function heartbeat(ctx: Context): void {
 const messageIdForAttempt = (serviceCallId: string, attempt: number) =>
   deterministicMessageId(serviceCallId, `attempt:${attempt}`);
 
-function attemptRecord(attempt: number, outcome: HttpAttemptOutcome): AttemptRecord {
+function attemptRecord(attempt: number, outcome: HttpAttemptOutcome, throttledMs?: number): AttemptRecord {
   return {
+    ...(throttledMs === undefined ? {} : { throttledMs }),
     attempt,
     startedAt: outcome.startedAt,
     finishedAt: outcome.finishedAt,
@@ -280,6 +310,49 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
+  /**
+   * Asks the flow limits of the call's keys (ADR-0018), only for a workflow that can wait for them
+   * (`flow` given) and only when the call has keys: its own, or its host's when the tenant has
+   * host limits (a cached answer). A call without keys costs no query here.
+   */
+  async function admit(
+    ref: ServiceCallRef & { flow?: FlowContext },
+    submitted: ServiceCallSubmitted,
+    dueAt: string,
+  ): Promise<Admission | undefined> {
+    const flow = deps.flow;
+    if (ref.flow === undefined || flow === undefined) return undefined;
+    const own = submitted.data.flowKeys ?? [];
+    const hostLimits = await flow.hostLimits.has(ref.tenantId);
+    if (own.length === 0 && !hostLimits && ref.flow.since === undefined) return undefined;
+    const keys = effectiveKeys(own, submitted.data.request.url, hostLimits);
+    const ask = () =>
+      acquire(
+        deps.db,
+        { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, dueAt, keys },
+        { leaseTtlMs: flow.leaseTtlMs, maxWaitMs: flow.maxWaitMs },
+      );
+    let admission = await ask();
+    // A short wait is slept here, in the attempt, and asked again: a durable timer and a workflow
+    // task would cost more than the wait and come back late for a reserved slot (ADR-0018). A
+    // longer one, or one past five short ones' worth, goes back to the workflow: one timer.
+    const budget = 5 * flow.inProcessWaitMs;
+    const short = (a: Admission) => !a.admitted && a.waitMs <= flow.inProcessWaitMs;
+    for (let spent = 0; short(admission) && !admission.admitted && spent + admission.waitMs <= budget;) {
+      spent += admission.waitMs;
+      await sleep(admission.waitMs);
+      admission = await ask();
+    }
+    if (admission.admitted) {
+      const waitedS = throttledMsOf(ref.flow, admission) / 1000;
+      for (const key of admission.limited) {
+        flowAdmitted.inc({ tenant: ref.tenantId, key });
+        flowWaitDuration.observe({ tenant: ref.tenantId, key }, waitedS);
+      }
+    }
+    return admission;
+  }
+
   function reportOf(state: { status: Status; nextAttemptAt: string | null }, at = now()): AttemptReport {
     const retryInMs =
       state.status === 'Running' && state.nextAttemptAt !== null
@@ -312,14 +385,41 @@ export function createActivities(deps: ActivityDeps) {
      * appended. Repeated after a worker crash, it finds a recorded outcome and does not call
      * again; a crash between the call and the record repeats the call (at-least-once).
      */
-    async runAttempt(ref: ServiceCallRef & { attempt: number }): Promise<AttemptReport> {
+    async runAttempt(ref: ServiceCallRef & { attempt: number; flow?: FlowContext }): Promise<AttemptReport> {
       const ctx = Context.current();
-      // Heartbeats let Temporal notice a dead worker long before the start-to-close timeout.
-      const beat = setInterval(() => heartbeat(ctx), 1_000);
+      let leased: string[] = [];
+      let beats = 0;
+      // Heartbeats let Temporal notice a dead worker long before the start-to-close timeout; they
+      // also keep this attempt's flow leases alive (renewed three times per lease TTL).
+      const beat = setInterval(() => {
+        heartbeat(ctx);
+        beats++;
+        if (
+          leased.length > 0 &&
+          deps.flow !== undefined &&
+          beats % Math.max(1, Math.floor(deps.flow.leaseTtlMs / 3000)) === 0
+        ) {
+          renewLeases(deps.db, ref.tenantId, ref.serviceCallId, deps.flow.leaseTtlMs).catch((err: unknown) =>
+            deps.log.warn({ err, ...ref }, 'renewing flow leases failed'),
+          );
+        }
+      }, 1_000);
       try {
         const prepared = await notSentOnFailure(ref, () => prepareAttempt(ref));
         if ('report' in prepared) return prepared.report;
         const { submitted, dueAt, request, history } = prepared;
+        const admission = await notSentOnFailure(ref, () => admit(ref, submitted, dueAt));
+        if (admission !== undefined && !admission.admitted) {
+          const throttle = { waitMs: admission.waitMs, waitingFor: admission.waitingFor, since: admission.since };
+          deps.log.info({ ...ref, ...throttle }, 'attempt held back by flow limits');
+          return { status: 'Running', retryInMs: null, throttle };
+        }
+        if (admission !== undefined) leased = admission.leased;
+        // Recorded on calls a limit applied to (or held back before its limit was deleted) only.
+        const throttledMs =
+          admission === undefined || (admission.limited.length === 0 && throttledMsOf(ref.flow, admission) === 0)
+            ? undefined
+            : throttledMsOf(ref.flow, admission);
         const log = {
           tenantId: ref.tenantId,
           serviceCallId: ref.serviceCallId,
@@ -355,13 +455,20 @@ export function createActivities(deps: ActivityDeps) {
         const command = {
           type: 'RecordAttempt',
           now: now(),
-          attempt: attemptRecord(ref.attempt, outcome),
+          attempt: attemptRecord(ref.attempt, outcome, throttledMs),
           retryAfterMs: outcome.retryAfterMs,
           failure: outcome.failure,
         } as const;
         return await recordAttempt(ref, command, history);
       } finally {
         clearInterval(beat);
+        // After the outcome is recorded (or the attempt abandoned): the place goes to the next call.
+        // If this fails, the lease still ends at its expiry.
+        if (leased.length > 0) {
+          await releaseLeases(deps.db, ref.tenantId, ref.serviceCallId).catch((err: unknown) =>
+            deps.log.warn({ err, ...ref }, 'releasing flow leases failed; they expire on their own'),
+          );
+        }
       }
     },
 
@@ -483,6 +590,14 @@ export function createActivities(deps: ActivityDeps) {
       return { status: state.status, dueAt: state.dueAt };
     },
   };
+}
+
+/** How long the limits held an admitted attempt back: from its first refusal to its admission. */
+function throttledMsOf(flow: FlowContext | undefined, admission: Extract<Admission, { admitted: true }>): number {
+  const since = flow?.since ?? admission.waitedSince;
+  return since === undefined || since === null
+    ? 0
+    : Math.max(0, new Date(admission.at).getTime() - new Date(since).getTime());
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -23,6 +23,7 @@ import { temporalPlugin } from './plugins/temporal';
 import { errorHandler, problem, sendProblem } from './problem';
 import { batchRoutes } from './routes/batch';
 import { consoleRoutes } from './routes/console';
+import { flowLimitRoutes } from './routes/flow-limits';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { serviceCallListRoutes } from './routes/service-call-list';
 import { serviceCallRoutes } from './routes/service-calls';
@@ -174,6 +175,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
       schedulesPerTenant: config.schedulesPerTenant,
       scheduleTarget: { client: fastify.temporalClient, taskQueue: config.temporalTaskQueue },
     });
+    await scope.register(flowLimitRoutes, deps);
   });
 }
 
@@ -219,6 +221,9 @@ export function buildServer(
 ): FastifyInstance {
   const fastify = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
+    // A flow-limit key is up to 128 characters (fastify's default allows 100 in a path
+    // parameter); longer answers the route's 400 for its pattern, not fastify's bare 414.
+    routerOptions: { maxParamLength: 512 },
     // Reject what is not in the schema instead of silently dropping it, and never coerce a
     // number into a URL: the request is run exactly as given.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },

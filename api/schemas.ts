@@ -102,6 +102,16 @@ const callbackSchema = {
   },
 } as const;
 
+/** A call's flow keys (ADR-0018): the limits, defined at /v1/flow-limits, its attempts obey. */
+const flowKeysSchema = {
+  type: 'array',
+  maxItems: 3,
+  uniqueItems: true,
+  items: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+  description:
+    'Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed.',
+} as const;
+
 const submitBodySchema = {
   type: 'object',
   additionalProperties: false,
@@ -168,6 +178,7 @@ const submitBodySchema = {
       description: 'Timeout of each attempt (default HTTP_TIMEOUT_MS, 10 000).',
     },
     callback: callbackSchema,
+    flowKeys: flowKeysSchema,
   },
 } as const;
 
@@ -307,8 +318,18 @@ export const serviceCallViewSchema = {
           latencyMs: nullableInt,
           error: nullableString,
           ...responseFields,
+          throttledMs: {
+            type: 'integer',
+            description: 'How long flow limits held this attempt back; absent when no limit applied to the call.',
+          },
         },
       },
+    },
+    flowKeys: { type: 'array', items: { type: 'string' }, description: 'The flow keys given at submit.' },
+    waitingFor: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Detail only: the flow-limit keys the call is waiting for now; empty when it is not held back.',
     },
     result: {
       anyOf: [
@@ -534,6 +555,7 @@ export const replayRouteSchema = {
     properties: {
       dueAt: dueAtProperty,
       callback: { anyOf: [callbackSchema, { type: 'null' }] },
+      flowKeys: { ...flowKeysSchema, description: "The replay's flow keys; absent keeps the original's." },
     },
     examples: [{ dueAt: '2030-01-01T10:00:00+01:00' }],
   },

@@ -5,6 +5,8 @@ import { request } from 'undici';
 import { freeLoopbackPort } from '../runtime/process-util';
 import { createActivities } from '../activities';
 import { createHttpDispatcher } from '../activities/http';
+import { hostLimitCache } from '../core/flow-limits';
+import { collectFlowGauges } from '../core/metrics';
 import { buildServer } from '../api/app';
 import { apiFaultInjection } from './fault-injection';
 import { ConfigError, type Config } from '../core/config';
@@ -159,7 +161,14 @@ export async function startWorker({
     redactor: createHeaderRedactor(config.sensitiveHeaders),
     http,
     log: log.child({ role: 'worker' }),
+    flow: {
+      leaseTtlMs: config.flow.leaseTtlMs,
+      maxWaitMs: config.flow.maxWaitMs,
+      inProcessWaitMs: config.flow.inProcessWaitMs,
+      hostLimits: hostLimitCache(database.db, config.flow.hostCacheMs),
+    },
   });
+  const gauges = collectFlowGauges(database.db);
   const worker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
@@ -189,6 +198,7 @@ export async function startWorker({
       await running.catch(() => undefined);
       await connection.close();
       await http.close();
+      gauges.stop();
       await database.close();
     },
   };

@@ -82,6 +82,8 @@ export interface SubmitCommand {
   callback?: CallbackSpec | undefined;
   /** Set on a schedule's run (ADR-0017); absent on a call submitted directly. */
   schedule?: ScheduleRunRef | undefined;
+  /** Keys whose flow limits the call obeys (ADR-0018); absent: none. Fingerprinted like the rest. */
+  flowKeys?: string[] | undefined;
   correlationId: string;
 }
 
@@ -220,6 +222,7 @@ function planSubmit(deps: Deps, cmd: SubmitCommand, now: Date): PlannedSubmit {
       timeoutMs: cmd.timeoutMs,
       callback: cmd.callback ?? null,
       schedule: cmd.schedule ?? null,
+      ...(cmd.flowKeys === undefined ? {} : { flowKeys: cmd.flowKeys }),
     },
     undefined,
   );
@@ -541,12 +544,14 @@ export function replayFingerprint(
   originalId: string,
   dueAt: string | undefined,
   callback?: CallbackSpec | null,
+  flowKeys?: string[],
 ): string {
   return deps.keyring.mac(
     canonicalJson({
       replayOf: originalId,
       dueAt: dueAt === undefined ? null : new Date(dueAt).getTime(),
       ...(callback === undefined ? {} : { callback }),
+      ...(flowKeys === undefined ? {} : { flowKeys }),
     }),
   );
 }
@@ -560,6 +565,8 @@ export interface ReplayRequest {
   dueAt: string | undefined;
   /** The replay's callback: absent keeps the original's, null asks for none. */
   callback?: CallbackSpec | null | undefined;
+  /** The replay's flow keys: absent keeps the original's. */
+  flowKeys?: string[] | undefined;
   correlationId: string;
 }
 
@@ -595,6 +602,7 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
       secrets,
       idempotencyKey: cmd.idempotencyKey ?? null,
       callback: cmd.callback,
+      flowKeys: cmd.flowKeys,
     },
     original,
   );
@@ -624,7 +632,7 @@ export async function replayServiceCall(deps: Deps, cmd: ReplayRequest): Promise
     key === undefined
       ? await append(deps.db)
       : await deps.db.transaction(async (tx) => {
-          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt, cmd.callback);
+          const fingerprint = replayFingerprint(deps, cmd.originalId, cmd.dueAt, cmd.callback, cmd.flowKeys);
           const existing = await claimIdempotencyKey(tx, { tenantId: cmd.tenantId, key, id, fingerprint });
           if (existing === undefined) return append(tx);
           const [stored] = await readStream(tx, streamIdFor(cmd.tenantId, existing));

@@ -57,6 +57,21 @@ export interface Config {
   callback: CallbackPolicy;
   /** Most schedules one tenant may hold (deleted ones do not count); ADR-0017. */
   schedulesPerTenant: number;
+  /** Flow limits (ADR-0018), read by the worker, which admits attempts. */
+  flow: FlowPolicy;
+}
+
+/**
+ * How the worker applies flow limits: a lease not renewed for `leaseTtlMs` (its worker died)
+ * stops counting; a waiting call asks again after at most `maxWaitMs`, so a changed or deleted
+ * limit reaches it by then; which tenants have `host:` limits is cached for `hostCacheMs`.
+ */
+export interface FlowPolicy {
+  leaseTtlMs: number;
+  maxWaitMs: number;
+  /** Waits up to this long are slept inside the attempt (no durable timer, no workflow task). */
+  inProcessWaitMs: number;
+  hostCacheMs: number;
 }
 
 /**
@@ -201,5 +216,11 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimit: loadRateLimit(env),
     callback: loadCallbackPolicy(env),
     schedulesPerTenant: int(env, 'SCHEDULES_PER_TENANT', 1000, 0, 1_000_000),
+    flow: {
+      leaseTtlMs: int(env, 'FLOW_LEASE_TTL_MS', 15_000, 1_000, 600_000),
+      maxWaitMs: int(env, 'FLOW_MAX_WAIT_MS', 5_000, 100, 60_000),
+      inProcessWaitMs: int(env, 'FLOW_IN_PROCESS_WAIT_MS', 1_000, 0, 10_000),
+      hostCacheMs: int(env, 'FLOW_HOST_CACHE_MS', 5_000, 0, 600_000),
+    },
   };
 }

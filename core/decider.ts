@@ -59,6 +59,8 @@ export interface SubmitCommand {
   callback: CallbackSpec | null;
   /** Set on a schedule's run (ADR-0017). */
   schedule?: ScheduleRunRef | null;
+  /** Keys whose flow limits the call's attempts obey (ADR-0018); absent or empty: none. */
+  flowKeys?: string[];
 }
 
 export interface MarkDueCommand {
@@ -108,6 +110,8 @@ export interface ReplayCommand {
   idempotencyKey: string | null;
   /** The replay's own callback; undefined keeps the original's, null asks for none. */
   callback: CallbackSpec | null | undefined;
+  /** The replay's own flow keys; undefined keeps the original's. */
+  flowKeys?: string[] | undefined;
 }
 
 /** One delivery attempt of the call's callback, made; `maxAttempts` is the most there may be. */
@@ -200,6 +204,7 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             timeoutMs: command.timeoutMs,
             ...(command.callback === null ? {} : { callback: command.callback }),
             ...(command.schedule == null ? {} : { schedule: command.schedule }),
+            ...(command.flowKeys === undefined || command.flowKeys.length === 0 ? {} : { flowKeys: command.flowKeys }),
           },
         },
       ];
@@ -245,6 +250,7 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             ? null
             : { url: call.callback.url, on: call.callback.on }
           : command.callback;
+      const flowKeys = command.flowKeys ?? call.flowKeys;
       return [
         {
           type: 'ServiceCallSubmitted',
@@ -258,6 +264,7 @@ export function decide(command: Command, state: ServiceCallState | undefined): E
             timeoutMs: call.timeoutMs,
             replayOf: call.id,
             ...(callback === null ? {} : { callback }),
+            ...(flowKeys.length === 0 ? {} : { flowKeys }),
           },
         },
       ];

@@ -53,6 +53,11 @@ export interface AttemptRecord {
   truncated: boolean;
   /** Response headers on the allowlist. */
   responseHeaders: Record<string, string>;
+  /**
+   * How long flow limits held this attempt back after it was due (ADR-0018): absent on calls
+   * no limit applied to.
+   */
+  throttledMs?: number;
 }
 
 export interface CallResult {
@@ -101,6 +106,8 @@ export interface ServiceCallSubmittedData {
   callback?: CallbackSpec;
   /** The schedule this call is a run of, and the instant it was scheduled for (ADR-0017). */
   schedule?: ScheduleRunRef;
+  /** Keys whose flow limits the call's attempts obey (ADR-0018); absent on calls without. */
+  flowKeys?: string[];
 }
 
 export interface ScheduleRunRef {

@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Db } from './db';
+import { flowGaugeValues } from './flow-limits';
 
 /**
  * Prometheus metrics (ADR-0010), one registry per process. Labels are bounded: outcomes,
@@ -112,3 +114,50 @@ export const reconcilerPassDuration = new Histogram({
   buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
   registers: [registry],
 });
+
+// Flow limits (ADR-0018). Labelled by tenant and key: series exist only for keys a tenant gave a
+// limit, which bounds them by the limits defined, not by the calls.
+export const flowAdmitted = new Counter({
+  name: 'punctual_flow_admitted_total',
+  help: 'Attempts admitted by the flow limits of a key (counted by the worker that admitted them).',
+  labelNames: ['tenant', 'key'] as const,
+  registers: [registry],
+});
+
+export const flowWaitDuration = new Histogram({
+  name: 'punctual_flow_wait_seconds',
+  help: 'How long flow limits held an attempt back before admitting it (0 when admitted at once), per key.',
+  labelNames: ['tenant', 'key'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers: [registry],
+});
+
+export const flowInFlight = new Gauge({
+  name: 'punctual_flow_in_flight',
+  help: 'Attempts holding a lease of a concurrency limit, across all workers (every worker reports the same value).',
+  labelNames: ['tenant', 'key'] as const,
+  registers: [registry],
+});
+
+export const flowWaiting = new Gauge({
+  name: 'punctual_flow_waiting',
+  help: 'Calls waiting for a flow limit, across all workers (every worker reports the same value).',
+  labelNames: ['tenant', 'key'] as const,
+  registers: [registry],
+});
+
+/** Refreshes the in-flight and waiting gauges from PostgreSQL every `everyMs` (they are cluster-wide). */
+export function collectFlowGauges(db: Db, everyMs = 5_000): { stop(): void } {
+  const refresh = async () => {
+    const values = await flowGaugeValues(db);
+    flowInFlight.reset();
+    flowWaiting.reset();
+    for (const v of values) {
+      flowInFlight.set({ tenant: v.tenantId, key: v.key }, v.inFlight);
+      flowWaiting.set({ tenant: v.tenantId, key: v.key }, v.waiting);
+    }
+  };
+  const timer = setInterval(() => void refresh().catch(() => undefined), everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

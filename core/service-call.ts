@@ -52,6 +52,8 @@ export interface ServiceCallState {
   scheduleId: string | null;
   /** The instant the schedule fired this run for; null for a call submitted directly. */
   scheduledAt: string | null;
+  /** Keys whose flow limits the call's attempts obey (ADR-0018); empty: none of its own. */
+  flowKeys: string[];
   /** Version of the last event folded in. */
   version: number;
 }
@@ -103,6 +105,7 @@ export function evolve(state: ServiceCallState | undefined, event: ServiceCallEv
           : { url: event.data.callback.url, on: event.data.callback.on, status: 'Pending', attempts: [] },
       scheduleId: event.data.schedule?.id ?? null,
       scheduledAt: event.data.schedule?.scheduledAt ?? null,
+      flowKeys: event.data.flowKeys ?? [],
       version: event.version,
     };
   }

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -223,3 +224,84 @@ export const schedules = pgTable(
   ],
 );
 export type ScheduleRow = typeof schedules.$inferSelect;
+
+/**
+ * A tenant's flow limits (ADR-0018), one row per key: a token bucket (rate) and a cap on attempts
+ * in flight (concurrency), either or both. The bucket's state lives in the row, updated while the
+ * row is locked (`FOR UPDATE`) by the worker admitting an attempt, so every worker shares it.
+ */
+export const flowLimits = pgTable(
+  'flow_limits',
+  {
+    tenantId: text('tenant_id').notNull(),
+    key: text('key').notNull(),
+    /** Attempts per second on average; null: no rate limit. */
+    ratePerSecond: doublePrecision('rate_per_second'),
+    /** Attempts at once after a quiet spell (the bucket's size); null with no rate limit. */
+    burst: integer('burst'),
+    /** Attempts in flight at once across all workers; null: no concurrency limit. */
+    concurrency: integer('concurrency'),
+    /** Tokens in the bucket at `refilledAt`; refilled lazily from the elapsed time. */
+    tokens: doublePrecision('tokens').notNull().default(0),
+    refilledAt: timestamp('refilled_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * The last send slot handed to a call the rate refused (its reservation); while it is ahead,
+     * a call without a reservation queues behind it instead of taking a token.
+     */
+    reservedUntil: timestamp('reserved_until', { withTimezone: true, mode: 'date' }),
+    /** Moving average of how long a lease is held (ms): the wait suggested to a call refused by concurrency. */
+    holdMs: doublePrecision('hold_ms'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
+);
+export type FlowLimitRow = typeof flowLimits.$inferSelect;
+
+/**
+ * Attempts in flight under a concurrency limit, one row per (key, call). A lease that is not
+ * renewed (its worker died) stops counting at `expiresAt` (FLOW_LEASE_TTL_MS after its last renewal).
+ */
+export const flowLeases = pgTable(
+  'flow_leases',
+  {
+    tenantId: text('tenant_id').notNull(),
+    key: text('key').notNull(),
+    serviceCallId: uuid('service_call_id').notNull(),
+    acquiredAt: timestamp('acquired_at', { withTimezone: true, mode: 'date' }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.key, t.serviceCallId] }),
+    /** Releasing a call's leases, renewing them, and the detail of a call. */
+    index('flow_leases_call_idx').on(t.tenantId, t.serviceCallId),
+  ],
+);
+
+/**
+ * Calls refused by a key's limit, waiting to ask again: admission lets the oldest dueAt go first.
+ * A waiter that does not come back by `expiresAt` (its workflow is gone) no longer holds others back.
+ */
+export const flowWaiting = pgTable(
+  'flow_waiting',
+  {
+    tenantId: text('tenant_id').notNull(),
+    key: text('key').notNull(),
+    serviceCallId: uuid('service_call_id').notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true, mode: 'date' }).notNull(),
+    /** When the call was first refused (its attempt's throttle starts here). */
+    since: timestamp('since', { withTimezone: true, mode: 'date' }).notNull(),
+    /** When the call will ask again: until then it does not hold back calls younger than it. */
+    wakeAt: timestamp('wake_at', { withTimezone: true, mode: 'date' }).notNull(),
+    /** The send slot the rate reserved for this call (a rate key only); null: no reservation. */
+    slotAt: timestamp('slot_at', { withTimezone: true, mode: 'date' }),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.key, t.serviceCallId] }),
+    /** Who is ahead: the key's waiters in dueAt order. */
+    index('flow_waiting_order_idx').on(t.tenantId, t.key, t.dueAt, t.serviceCallId),
+    /** A call's own waits (its detail's waitingFor, its admission). */
+    index('flow_waiting_call_idx').on(t.tenantId, t.serviceCallId),
+  ],
+);

@@ -25,14 +25,15 @@ export async function findReplays(db: DbOrTx, tenantId: string, id: string): Pro
 }
 
 /** Fields a document written before they existed lacks, as the state has them now. */
-function withDefaults<T extends Partial<Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'>>>(
-  doc: T,
-): T & Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt'> {
+function withDefaults<
+  T extends Partial<Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt' | 'flowKeys'>>,
+>(doc: T): T & Pick<ServiceCallState, 'callback' | 'scheduleId' | 'scheduledAt' | 'flowKeys'> {
   return {
     ...doc,
     callback: doc.callback ?? null,
     scheduleId: doc.scheduleId ?? null,
     scheduledAt: doc.scheduledAt ?? null,
+    flowKeys: doc.flowKeys ?? [],
   };
 }
 

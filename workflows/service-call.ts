@@ -40,7 +40,9 @@ export interface ServiceCallInput {
    * 2: a `rescheduled` nudge makes the sleeping workflow read its dueAt from the event store
    * (readSchedule) and sleep again until then; a first attempt that finds the call not due yet
    * goes back to that sleep (ADR-0012). 3: a call with `callback` delivers it once it has ended
-   * (ADR-0016); only revision 3 runs are started with one.
+   * (ADR-0016); only revision 3 runs are started with one. 4: attempts obey flow limits
+   * (ADR-0018): an attempt the limits hold back reports `throttle`, and the workflow sleeps a
+   * durable timer for the suggested wait and runs the same attempt again.
    */
   revision?: number;
   /**
@@ -58,7 +60,7 @@ export interface CallbackDeliveryPolicy {
 }
 
 /** The revision new runs start with (see ServiceCallInput.revision). */
-export const SERVICE_CALL_REVISION = 3;
+export const SERVICE_CALL_REVISION = 4;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
@@ -230,11 +232,18 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
     if (revision < 1) upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
     let attempt = 1;
     let notSent = 0;
+    /** Revision 4: when flow limits first held the current attempt back. */
+    let throttledSince: string | undefined;
     for (;;) {
       phase = `attempt ${attempt}`;
       let report: AttemptReport;
       try {
-        report = await runAttempt({ ...ref, attempt });
+        // Only revision 4 runs ask for admission: older ones would not understand a throttle.
+        report = await runAttempt(
+          revision >= 4
+            ? { ...ref, attempt, flow: throttledSince === undefined ? {} : { since: throttledSince } }
+            : { ...ref, attempt },
+        );
         notSent = 0;
       } catch (err) {
         const failure = applicationFailureOf(err);
@@ -250,6 +259,15 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         const reason = cause instanceof Error ? cause.message : String(cause);
         report = await store.recordLostAttempt({ ...ref, attempt, reason });
       }
+      if (report.throttle !== undefined) {
+        // Nothing was sent: the same attempt once the limits may admit it. One timer per wait,
+        // never a poll per token: the wait is the one the limits suggested (ADR-0018).
+        throttledSince ??= report.throttle.since;
+        phase = `attempt ${attempt} waiting for flow limits ${report.throttle.waitingFor.join(', ')}`;
+        await sleep(report.throttle.waitMs);
+        continue;
+      }
+      throttledSince = undefined;
       if (TERMINAL.has(report.status)) return await finish(report.status);
       if (report.status === 'Running' && report.retryInMs !== null) {
         // The attempt was recorded as failed and another is due: that one is the next attempt.

@@ -71,6 +71,7 @@ export async function lifecycleRoutes(instance: FastifyInstance, deps: AppDeps):
         ...(body.callback === undefined
           ? {}
           : { callback: body.callback === null ? null : callbackOf(deps, body.callback) }),
+        ...(body.flowKeys === undefined ? {} : { flowKeys: [...body.flowKeys] }),
         correlationId: request.correlationId,
       });
       request.log.info(

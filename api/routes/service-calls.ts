@@ -9,6 +9,7 @@ import { streamIdFor, workflowIdFor } from '../../core/ids';
 import { fold } from '../../core/service-call';
 import { findReplays } from '../../projections/service-calls';
 import { toView } from '../../core/view';
+import { waitingFor } from '../../core/flow-limits';
 import { BadRequestError, UnprocessableError } from '../problem';
 import {
   cancelRouteSchema,
@@ -141,6 +142,8 @@ export function submitCommandOf(
     retry: retryPolicyOf(body.retry),
     timeoutMs: body.timeoutMs ?? deps.defaultTimeoutMs,
     callback: callbackOf(deps, body.callback),
+    // None given and none at all are the same request, fingerprinted as before flow keys existed.
+    flowKeys: body.flowKeys === undefined || body.flowKeys.length === 0 ? undefined : [...body.flowKeys],
     correlationId: ctx.correlationId,
   };
 }
@@ -178,7 +181,12 @@ export async function serviceCallRoutes(instance: FastifyInstance, deps: AppDeps
     // a detail read right after a submit, cancel or reschedule must show what was acknowledged.
     const state = fold(await readStream(deps.db, streamIdFor(tenantId, id)));
     if (state === undefined) throw new NotFoundError(`service call ${id} not found`);
-    const view = { ...toView(state), replays: await findReplays(deps.db, tenantId, id) };
+    const view = {
+      ...toView(state),
+      replays: await findReplays(deps.db, tenantId, id),
+      // Only a due call can be held back by a flow limit.
+      waitingFor: state.status === 'Running' ? await waitingFor(deps.db, tenantId, id) : [],
+    };
     if (deps.temporalUi === undefined) return view;
     const { url, namespace } = deps.temporalUi;
     const workflowId = encodeURIComponent(workflowIdFor(tenantId, id));

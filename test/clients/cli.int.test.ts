@@ -163,6 +163,37 @@ describe('punctual CLI', () => {
     assert.match(badCron.stderr, /\n {2}cron: /);
   });
 
+  test('flow-limits put, show, list, delete; calls submit --flow-key', async () => {
+    const key = `cli-flow-${Date.now()}`;
+    const put = await json('flow-limits', 'put', key, '--rate', '2.5', '--burst', '3', '--concurrency', '1');
+    assert.deepEqual([put.key, put.ratePerSecond, put.burst, put.concurrency], [key, 2.5, 3, 1]);
+    const submitted = await json('calls', 'submit', '--url', env.target.url('/cli-flow'), '--flow-key', key);
+    const watched = await punctual('calls', 'watch', submitted.id, '--interval', '100');
+    assert.equal(watched.code, 0, watched.stderr);
+    const call = await json('calls', 'show', submitted.id);
+    assert.deepEqual(call.flowKeys, [key]);
+    assert.equal(env.target.hitsFor('/cli-flow').length, 1);
+    const shown = await punctual('flow-limits', 'show', key);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`^key\\s+${key}\n`));
+    assert.match(shown.stdout, /\nconcurrency\s+1\n/);
+    assert.match(shown.stdout, /\ninFlight\s+0\n/);
+    const table = await punctual('flow-limits', 'list');
+    assert.match(table.stdout, /^KEY\s+RATEPERSECOND\s+BURST\s+CONCURRENCY\s+UPDATEDAT\n/);
+    assert.match(table.stdout, new RegExp(`${key}\\s+2\\.5\\s+3\\s+1`));
+    const deleted = await punctual('flow-limits', 'delete', key);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `deleted ${key}\n`);
+    const gone = await punctual('flow-limits', 'show', key);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /\(404\)/);
+    const neither = await punctual('flow-limits', 'put', key, '--burst', '2');
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /at least one of --rate and --concurrency/);
+    const badRate = await punctual('flow-limits', 'put', key, '--rate', '0');
+    assert.equal(badRate.code, 2);
+  });
+
   test('an API error exits 1 with the problem’s title and detail; a usage error exits 2', async () => {
     const bad = await punctual('calls', 'show', 'not-a-uuid');
     assert.equal(bad.code, 1);
@@ -186,7 +217,7 @@ describe('punctual CLI', () => {
   });
 
   test('--help on every command; npx punctual works from the repository root', async () => {
-    for (const args of [[], ['calls'], ['schedules'], ['secrets']]) {
+    for (const args of [[], ['calls'], ['schedules'], ['flow-limits'], ['secrets']]) {
       const r = await punctual(...args, '--help');
       assert.equal(r.code, 0, args.join(' '));
       assert.match(r.stdout, /^Usage: punctual/);
@@ -201,6 +232,12 @@ describe('punctual CLI', () => {
       assert.match(
         (await punctual('schedules', command, '--help')).stdout,
         new RegExp(`^Usage: punctual schedules ${command}`),
+      );
+    }
+    for (const command of ['put', 'list', 'show', 'delete']) {
+      assert.match(
+        (await punctual('flow-limits', command, '--help')).stdout,
+        new RegExp(`^Usage: punctual flow-limits ${command}`),
       );
     }
     for (const command of ['list', 'rotate']) {

@@ -210,6 +210,51 @@ describe('@punctual/client', () => {
     );
   });
 
+  test('flowLimits: put, get with inFlight and waiting, list, delete (then 404)', async () => {
+    const key = `client-flow-${randomUUID().slice(0, 8)}`;
+    const put = await client.flowLimits.put(key, { concurrency: 1 });
+    assert.equal(put.key, key);
+    assert.equal(put.concurrency, 1);
+    assert.equal(put.ratePerSecond, null);
+    env.target.route('/client-flow', () => ({ status: 200, body: 'ok', delayMs: 1_500 }));
+    const first = await client.calls.submit({
+      request: { method: 'GET', url: env.target.url('/client-flow') },
+      flowKeys: [key],
+    });
+    const second = await client.calls.submit({
+      request: { method: 'GET', url: env.target.url('/client-flow') },
+      flowKeys: [key],
+    });
+    // One holds the limit's one place at the target; the other waits for it, and says so.
+    const busy = await eventually(
+      'one call in flight and one waiting',
+      async () => {
+        const limit = await client.flowLimits.get(key);
+        return limit.inFlight === 1 && limit.waiting === 1 ? limit : undefined;
+      },
+      20_000,
+      50,
+    );
+    assert.equal(busy.waitingCalls.length, 1);
+    const waiter = busy.waitingCalls[0]!.id;
+    assert.ok([first.id, second.id].includes(waiter));
+    for (const id of [first.id, second.id]) {
+      assert.equal((await client.calls.waitFor(id, { timeoutMs: 30_000, intervalMs: 100 })).status, 'Succeeded');
+    }
+    const idle = await client.flowLimits.get(key);
+    assert.equal(idle.inFlight, 0);
+    assert.equal(idle.waiting, 0);
+    assert.ok((await client.flowLimits.list()).some((l) => l.key === key && l.concurrency === 1));
+
+    await client.flowLimits.delete(key);
+    await assert.rejects(client.flowLimits.get(key), (err: unknown) => {
+      assert.ok(err instanceof PunctualError);
+      assert.equal(err.status, 404);
+      return true;
+    });
+    assert.ok(!(await client.flowLimits.list()).some((l) => l.key === key));
+  });
+
   test('secrets: list and rotate', async () => {
     const before = await client.secrets.list();
     assert.ok(before.length >= 1);

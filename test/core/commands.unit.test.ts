@@ -91,6 +91,7 @@ const otherValues: { [K in keyof SubmitCommand]-?: Exclude<SubmitCommand[K], und
   timeoutMs: 5000,
   callback: { url: 'https://e.com/callback', on: ['Failed'] },
   schedule: { id: '8d2f4a61-0c3b-4e7a-b5d9-6e1f2a3c4b50', scheduledAt: '2030-01-01T00:00:00.000Z' },
+  flowKeys: ['customer:1'],
   correlationId: 'other',
 };
 

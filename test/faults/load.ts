@@ -39,6 +39,8 @@ export interface SubmitSpec {
   timeoutMs?: number;
   /** Ask for a callback to `/cb/<key>` on every outcome. */
   callback?: boolean;
+  /** The call's flow-limit keys (ADR-0018). */
+  flowKeys?: string[];
 }
 
 /** The key a target hit was meant for: calls are sent to `/c/<key>`. */
@@ -116,6 +118,7 @@ export class LoadClient {
       ...(spec.callback === true
         ? { callback: { url: this.env.target.url(`/cb/${spec.key}`), on: ['Succeeded', 'Failed', 'Cancelled'] } }
         : {}),
+      ...(spec.flowKeys === undefined ? {} : { flowKeys: spec.flowKeys }),
       tags: ['faults'],
     };
   }

@@ -89,6 +89,7 @@ test('rows of the column-per-field read model read back unchanged after the docu
     callback: null,
     scheduleId: null,
     scheduledAt: null,
+    flowKeys: [],
     version: 3,
   };
   const retrying: ServiceCallState = {

@@ -44,6 +44,8 @@ export interface TestEnv {
   startRelay(): Promise<RunningRole>;
   /** Runs a role as its own process (`node dist/bin/punctual.js <role>`), for crash tests. */
   spawnRole(role: 'worker' | 'relay' | 'api', extraEnv?: Record<string, string>): ChildProcess;
+  /** The environment the roles of this test run with (for processes a test starts itself). */
+  roleEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ export async function createTestEnv(
     log,
     tenants,
     api: undefined as unknown as FastifyInstance,
+    roleEnv: envVars,
     async startWorker() {
       const role = await startWorker(ctx);
       running.push(role);
@@ -135,7 +138,7 @@ export async function createTestEnv(
 /** Shorthand for an authenticated JSON request through fastify's inject. */
 export async function call(
   env: TestEnv,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   opts: { tenant?: Tenant; body?: unknown; headers?: Record<string, string> } = {},
 ) {

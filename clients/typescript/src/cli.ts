@@ -200,18 +200,21 @@ const calls: Record<string, Command> = {
   submit: {
     summary: 'submit a call',
     usage:
-      'punctual calls submit --url URL [--method M] [--header K:V]… [--body @file|json] [--due +10m|ISO] [--tag T]… [--retry N] [--idempotency-key K]',
-    options: { ...RUN_OPTIONS, due: { type: 'string' } },
+      'punctual calls submit --url URL [--method M] [--header K:V]… [--body @file|json] [--due +10m|ISO] [--tag T]… [--retry N] [--flow-key K]… [--idempotency-key K]',
+    options: { ...RUN_OPTIONS, due: { type: 'string' }, 'flow-key': { type: 'string', multiple: true } },
     help: [
       ...RUN_HELP,
       '  --due +10m|ISO       when: +N seconds/minutes/hours/days (s|m|h|d) or an instant; default now',
+      '  --flow-key K         every attempt obeys the flow limit of K (see `flow-limits put`); repeat, up to 3',
       '  --idempotency-key K  the same key again gives the same call (default: a random one)',
     ],
     async run(ctx) {
       const due = single(ctx, 'due');
+      const flowKeys = strings(ctx.values['flow-key']);
       const body = {
         ...runFields(ctx),
         ...(due === undefined ? {} : { dueAt: parseDue(due) }),
+        ...(flowKeys.length > 0 ? { flowKeys } : {}),
       } as SubmitBody;
       const key = single(ctx, 'idempotency-key');
       const answer = await ctx.client().calls.submit(body, key === undefined ? {} : { idempotencyKey: key });
@@ -489,6 +492,96 @@ const schedules: Record<string, Command> = {
   },
 };
 
+const FLOW_LIMIT_COLUMNS = ['key', 'ratePerSecond', 'burst', 'concurrency', 'updatedAt'];
+
+/** A flag's value as a number > 0 (`--rate`, a whole one for the others), or undefined when absent. */
+function positiveFlag(ctx: Context, name: string, whole: boolean): number | undefined {
+  const value = single(ctx, name);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || (whole && !Number.isInteger(n)))
+    throw new UsageError(`--${name}: expected a ${whole ? 'whole ' : ''}number > 0, got ${value}`);
+  return n;
+}
+
+function keyArgument(ctx: Context): string {
+  const [key, ...rest] = ctx.positionals;
+  if (key === undefined || rest.length > 0) throw new UsageError('expected one KEY');
+  return key;
+}
+
+const flowLimits: Record<string, Command> = {
+  put: {
+    summary: 'define or replace the limit of a key',
+    usage: 'punctual flow-limits put KEY [--rate N] [--burst N] [--concurrency N]',
+    options: { rate: { type: 'string' }, burst: { type: 'string' }, concurrency: { type: 'string' } },
+    help: [
+      '  KEY             1–128 characters of A-Z a-z 0-9 . _ : -; host:<hostname> limits every call to that host',
+      '  --rate N        attempts per second on average (a token bucket; N may be a fraction)',
+      '  --burst N       attempts at once after a quiet spell (default: N of --rate rounded up); only with --rate',
+      '  --concurrency N attempts in flight at once across all workers',
+      'At least one of --rate and --concurrency. The calls already waiting obey the new limit.',
+    ],
+    async run(ctx) {
+      const key = keyArgument(ctx);
+      const rate = positiveFlag(ctx, 'rate', false);
+      const burst = positiveFlag(ctx, 'burst', true);
+      const concurrency = positiveFlag(ctx, 'concurrency', true);
+      if (rate === undefined && concurrency === undefined)
+        throw new UsageError('give at least one of --rate and --concurrency');
+      const limit = await ctx.client().flowLimits.put(key, {
+        ...(rate === undefined ? {} : { ratePerSecond: rate }),
+        ...(burst === undefined ? {} : { burst }),
+        ...(concurrency === undefined ? {} : { concurrency }),
+      });
+      if (ctx.json) printJson(ctx, limit);
+      else ctx.out(fields(limit, [...FLOW_LIMIT_COLUMNS, 'createdAt']));
+      return 0;
+    },
+  },
+  list: {
+    summary: 'list the flow limits',
+    usage: 'punctual flow-limits list',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const items = await ctx.client().flowLimits.list();
+      if (ctx.json) printJson(ctx, items);
+      else ctx.out(table(items, FLOW_LIMIT_COLUMNS));
+      return 0;
+    },
+  },
+  show: {
+    summary: 'show a limit with its attempts in flight and its waiting calls',
+    usage: 'punctual flow-limits show KEY',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const limit = await ctx.client().flowLimits.get(keyArgument(ctx));
+      if (ctx.json) {
+        printJson(ctx, limit);
+        return 0;
+      }
+      ctx.out(fields(limit, [...FLOW_LIMIT_COLUMNS, 'createdAt', 'inFlight', 'waiting']));
+      if (limit.waitingCalls.length > 0) ctx.out(`\n${table(limit.waitingCalls, ['id', 'dueAt', 'since'])}`);
+      return 0;
+    },
+  },
+  delete: {
+    summary: 'delete a limit (the calls waiting for it go ahead)',
+    usage: 'punctual flow-limits delete KEY',
+    options: {},
+    help: [],
+    async run(ctx) {
+      const key = keyArgument(ctx);
+      await ctx.client().flowLimits.delete(key);
+      if (ctx.json) printJson(ctx, { key, deleted: true });
+      else ctx.out(`deleted ${key}\n`);
+      return 0;
+    },
+  },
+};
+
 const secretColumns = ['id', 'secret', 'createdAt', 'expiresAt'];
 
 const secrets: Record<string, Command> = {
@@ -523,6 +616,7 @@ const secrets: Record<string, Command> = {
 const GROUPS: Record<string, { summary: string; commands: Record<string, Command> }> = {
   calls: { summary: 'service calls', commands: calls },
   schedules: { summary: 'recurring calls', commands: schedules },
+  'flow-limits': { summary: 'rate and concurrency limits per key', commands: flowLimits },
   secrets: { summary: 'request-signing secrets', commands: secrets },
 };
 

@@ -51,6 +51,13 @@ export type ScheduleListQuery = Query<SchedulesPath['get']>;
 export type ScheduleListFilter = Omit<ScheduleListQuery, 'cursor'>;
 export type TriggerAnswer = Answer<paths['/v1/schedules/{id}/trigger']['post'], 202>;
 
+type FlowLimitPath = paths['/v1/flow-limits/{key}'];
+/** A flow limit with its attempts in flight and its waiting calls (`GET /v1/flow-limits/{key}`). */
+export type FlowLimit = Answer<FlowLimitPath['get'], 200>;
+export type FlowLimitPutBody = JsonBody<FlowLimitPath['put']>;
+export type FlowLimitPutAnswer = Answer<FlowLimitPath['put'], 200>;
+export type FlowLimitSummary = Answer<paths['/v1/flow-limits']['get'], 200>['items'][number];
+
 /** The statuses a call never leaves. */
 export const TERMINAL_STATUSES: readonly ServiceCallStatus[] = ['Succeeded', 'Failed', 'Cancelled'];
 
@@ -272,9 +279,35 @@ export class Schedules {
   }
 }
 
+export class FlowLimits {
+  constructor(private readonly api: Api) {}
+
+  /** Defines or replaces the limit of `key`; the calls already waiting for it obey the new one. */
+  async put(key: string, body: FlowLimitPutBody): Promise<FlowLimitPutAnswer> {
+    return unwrap(this.api.PUT('/v1/flow-limits/{key}', { params: { path: { key } }, body }));
+  }
+
+  /** The limit with its attempts in flight (`inFlight`) and its waiting calls (`waiting`, `waitingCalls`). */
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<FlowLimit> {
+    return unwrap(this.api.GET('/v1/flow-limits/{key}', { params: { path: { key } }, ...options }));
+  }
+
+  /** Every flow limit of the tenant. */
+  async list(): Promise<FlowLimitSummary[]> {
+    return (await unwrap(this.api.GET('/v1/flow-limits'))).items;
+  }
+
+  /** Deletes the limit; the calls waiting for it go ahead. */
+  async delete(key: string): Promise<void> {
+    const { error, response } = await this.api.DELETE('/v1/flow-limits/{key}', { params: { path: { key } } });
+    if (!response.ok || error !== undefined) throw PunctualError.fromResponse(response, error);
+  }
+}
+
 export class Punctual {
   readonly calls: ServiceCalls;
   readonly schedules: Schedules;
+  readonly flowLimits: FlowLimits;
   readonly secrets: SigningSecrets;
 
   constructor(options: PunctualOptions) {
@@ -289,6 +322,7 @@ export class Punctual {
     });
     this.calls = new ServiceCalls(api);
     this.schedules = new Schedules(api);
+    this.flowLimits = new FlowLimits(api);
     this.secrets = new SigningSecrets(api);
   }
 }

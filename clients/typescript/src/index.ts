@@ -4,6 +4,7 @@
  * browsers as on Node ≥ 20; the command line (src/cli.ts) is a separate entry.
  */
 export {
+  FlowLimits,
   Punctual,
   Schedules,
   ServiceCalls,
@@ -14,6 +15,10 @@ export {
   type BatchItem,
   type BulkAnswer,
   type BulkBody,
+  type FlowLimit,
+  type FlowLimitPutAnswer,
+  type FlowLimitPutBody,
+  type FlowLimitSummary,
   type Keyed,
   type KeyedOptions,
   type ListFilter,

@@ -387,6 +387,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/flow-limits/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Show a flow limit, its attempts in flight and its waiting calls */
+        get: operations["getFlowLimit"];
+        /**
+         * Define or replace a flow limit
+         * @description Every attempt of a call naming this key in `flowKeys` (and, for `host:<hostname>`, of every call to that host) is sent only when the limit admits it; otherwise the call waits, oldest `dueAt` first, and is never failed. A change applies to the calls already waiting when they next ask (within FLOW_MAX_WAIT_MS).
+         */
+        put: operations["putFlowLimit"];
+        post?: never;
+        /**
+         * Delete a flow limit
+         * @description The calls waiting for it go ahead when they next ask (within FLOW_MAX_WAIT_MS).
+         */
+        delete: operations["deleteFlowLimit"];
+        options?: never;
+        /**
+         * Show a flow limit, its attempts in flight and its waiting calls (headers only)
+         * @description As `GET`, without a body: the same status and headers.
+         */
+        head: operations["getFlowLimitHead"];
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/flow-limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the flow limits */
+        get: operations["listFlowLimits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * List the flow limits (headers only)
+         * @description As `GET`, without a body: the same status and headers.
+         */
+        head: operations["listFlowLimitsHead"];
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -517,7 +567,13 @@ export interface components {
                 responseHeaders?: {
                     [key: string]: string;
                 };
+                /** @description How long flow limits held this attempt back; absent when no limit applied to the call. */
+                throttledMs?: number;
             }[];
+            /** @description The flow keys given at submit. */
+            flowKeys?: string[];
+            /** @description Detail only: the flow-limit keys the call is waiting for now; empty when it is not held back. */
+            waitingFor?: string[];
             result: null | {
                 /** @enum {string} */
                 outcome: "Succeeded" | "Failed";
@@ -607,6 +663,10 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+            /** @description The flow keys given at submit. */
+            flowKeys?: string[];
+            /** @description Detail only: the flow-limit keys the call is waiting for now; empty when it is not held back. */
+            waitingFor?: string[];
             result: null | {
                 /** @enum {string} */
                 outcome: "Succeeded" | "Failed";
@@ -1098,6 +1158,8 @@ export interface operations {
                         /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
                         on?: ("Succeeded" | "Failed" | "Cancelled")[];
                     };
+                    /** @description Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed. */
+                    flowKeys?: string[];
                 };
             };
         };
@@ -1960,6 +2022,8 @@ export interface operations {
                             /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
                             on?: ("Succeeded" | "Failed" | "Cancelled")[];
                         };
+                        /** @description Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed. */
+                        flowKeys?: string[];
                         /** @description As the `Idempotency-Key` header of a single submit: 1–255 printable ASCII characters. */
                         idempotencyKey?: string;
                     }[];
@@ -2687,6 +2751,8 @@ export interface operations {
                         /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
                         on?: ("Succeeded" | "Failed" | "Cancelled")[];
                     } | null;
+                    /** @description The replay's flow keys; absent keeps the original's. */
+                    flowKeys?: string[];
                 };
             };
         };
@@ -5282,6 +5348,710 @@ export interface operations {
                      */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+        };
+    };
+    getFlowLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–128 characters of `A-Z a-z 0-9 . _ : -`; `host:<hostname>` limits every call to that host.
+                 * @example customer:42
+                 */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": "customer:42",
+                     *       "ratePerSecond": 10,
+                     *       "burst": 10,
+                     *       "concurrency": 2,
+                     *       "createdAt": "2030-01-01T09:00:00.000Z",
+                     *       "updatedAt": "2030-01-01T09:00:00.000Z",
+                     *       "inFlight": 2,
+                     *       "waiting": 1,
+                     *       "waitingCalls": [
+                     *         {
+                     *           "id": "3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10",
+                     *           "dueAt": "2030-01-01T09:00:00.000Z",
+                     *           "since": "2030-01-01T09:00:00.012Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        key: string;
+                        /** @description Attempts per second on average (token bucket); null: no rate limit. */
+                        ratePerSecond: number | null;
+                        /** @description Attempts at once after a quiet spell; null without a rate. */
+                        burst: number | null;
+                        /** @description Attempts in flight at once across all workers; null: no concurrency limit. */
+                        concurrency: number | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        /** @description Attempts holding a place of this limit now. */
+                        inFlight: number;
+                        /** @description Calls waiting for this limit now. */
+                        waiting: number;
+                        /** @description The waiting calls admitted next (oldest dueAt first), at most 100. */
+                        waitingCalls: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: date-time */
+                            dueAt: string;
+                            /**
+                             * Format: date-time
+                             * @description When the limit first held it back.
+                             */
+                            since: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putFlowLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–128 characters of `A-Z a-z 0-9 . _ : -`; `host:<hostname>` limits every call to that host.
+                 * @example customer:42
+                 */
+                key: string;
+            };
+            cookie?: never;
+        };
+        /** @description At least one of `ratePerSecond` and `concurrency`. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "ratePerSecond": 10,
+                 *       "concurrency": 2
+                 *     }
+                 */
+                "application/json": {
+                    ratePerSecond?: number;
+                    /** @description Default: ceil(ratePerSecond). Only with `ratePerSecond`. */
+                    burst?: number;
+                    concurrency?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": "customer:42",
+                     *       "ratePerSecond": 10,
+                     *       "burst": 10,
+                     *       "concurrency": 2,
+                     *       "createdAt": "2030-01-01T09:00:00.000Z",
+                     *       "updatedAt": "2030-01-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        key: string;
+                        /** @description Attempts per second on average (token bucket); null: no rate limit. */
+                        ratePerSecond: number | null;
+                        /** @description Attempts at once after a quiet spell; null without a rate. */
+                        burst: number | null;
+                        /** @description Attempts in flight at once across all workers; null: no concurrency limit. */
+                        concurrency: number | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteFlowLimit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–128 characters of `A-Z a-z 0-9 . _ : -`; `host:<hostname>` limits every call to that host.
+                 * @example customer:42
+                 */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "service call 3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10 not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFlowLimitHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–128 characters of `A-Z a-z 0-9 . _ : -`; `host:<hostname>` limits every call to that host.
+                 * @example customer:42
+                 */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such call for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    listFlowLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "key": "customer:42",
+                     *           "ratePerSecond": 10,
+                     *           "burst": 10,
+                     *           "concurrency": 2,
+                     *           "createdAt": "2030-01-01T09:00:00.000Z",
+                     *           "updatedAt": "2030-01-01T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            key: string;
+                            /** @description Attempts per second on average (token bucket); null: no rate limit. */
+                            ratePerSecond: number | null;
+                            /** @description Attempts at once after a quiet spell; null without a rate. */
+                            burst: number | null;
+                            /** @description Attempts in flight at once across all workers; null: no concurrency limit. */
+                            concurrency: number | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "request.url: must use http or https",
+                     *       "errors": [
+                     *         {
+                     *           "field": "request.url",
+                     *           "message": "request.url: must use http or https"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "unknown or revoked API key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit exceeded; retry in 1 s"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; retry shortly"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listFlowLimitsHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each offending field or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The tenant's rate limit is exhausted; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A dependency is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before retrying.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

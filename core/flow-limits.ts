@@ -1,0 +1,507 @@
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { flowLeases, flowLimits, flowWaiting, type FlowLimitRow } from '../drizzle/schema';
+import type { Db } from './db';
+
+/**
+ * Flow limits (ADR-0018): a tenant's rate (token bucket) and concurrency (leases) per key, kept
+ * in PostgreSQL so that every worker shares them. An attempt of a call is sent only when every
+ * limit of its keys admits it; a refused call is told how long to wait and registers as waiting,
+ * so that the oldest dueAt goes first.
+ */
+
+export const FLOW_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const MAX_FLOW_KEYS = 3;
+/** The key of the limit every call to a host is subject to, when the tenant defines it. */
+export const HOST_KEY_PREFIX = 'host:';
+
+export interface FlowLimitSpec {
+  ratePerSecond: number | null;
+  burst: number | null;
+  concurrency: number | null;
+}
+
+export interface FlowLimit extends FlowLimitSpec {
+  key: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface FlowLimitDetail extends FlowLimit {
+  /** Attempts holding a live lease of this key now. */
+  inFlight: number;
+  /** Calls waiting for this key now. */
+  waiting: number;
+  /** The oldest waiting calls (by dueAt), at most WAITING_SHOWN. */
+  waitingCalls: { id: string; dueAt: string; since: string }[];
+}
+
+export const WAITING_SHOWN = 100;
+
+/** The burst a rate gets when none is given: one second's worth, at least one. */
+export function defaultBurst(ratePerSecond: number): number {
+  return Math.max(1, Math.ceil(ratePerSecond));
+}
+
+/** The keys whose limits a call is subject to: its own, and its host's (when the tenant has host limits). */
+export function effectiveKeys(flowKeys: readonly string[] | undefined, url: string, hostLimits: boolean): string[] {
+  const keys = new Set(flowKeys ?? []);
+  if (hostLimits) keys.add(`${HOST_KEY_PREFIX}${new URL(url).hostname}`);
+  return [...keys].sort();
+}
+
+/** Tokens in a bucket after `elapsedMs` of refill, never above its burst. */
+export function refilled(tokens: number, elapsedMs: number, ratePerSecond: number, burst: number): number {
+  return Math.min(burst, tokens + (Math.max(0, elapsedMs) * ratePerSecond) / 1000);
+}
+
+/** One key's limit as the admission sees it, with who is ahead of the asking call. */
+export interface KeyState {
+  key: string;
+  ratePerSecond: number | null;
+  burst: number | null;
+  concurrency: number | null;
+  /** Tokens now (already refilled). */
+  tokens: number;
+  /** How far ahead the key's last reserved send slot is (ms; ≤ 0 or null: none ahead). */
+  reservedAheadMs: number | null;
+  /** This call's own reserved slot, ms from now (≤ 0: due); null: it holds none. */
+  slotInMs: number | null;
+  /** Other calls' live leases of this key. */
+  inFlight: number;
+  /** Live waiters of this key with an older dueAt than the asking call. */
+  ahead: number;
+  /** Those of them that are asking now or late to (their wait is over): they go first. */
+  aheadAwake: number;
+  /** Average lease hold (ms), or null before the first release. */
+  holdMs: number | null;
+}
+
+/** Suggested wait of a call refused by concurrency before any lease was released once. */
+export const DEFAULT_HOLD_MS = 500;
+/** The shortest wait suggested: below it a timer costs more than it saves. */
+export const MIN_WAIT_MS = 5;
+/** A reserved call this close to its slot may take a token that is there. */
+const SLOT_EARLY_MS = 5;
+
+export type KeyVerdict =
+  | { admitted: true }
+  | {
+      admitted: false;
+      waitMs: number;
+      /** The call's send slot on this key (ms from now) to keep or to make; null: none. */
+      slotInMs: number | null;
+      /** Set when the slot is a new reservation: the key's reserved-until moves there. */
+      reserves: boolean;
+    };
+
+/**
+ * Whether one key admits the call now, and if not, how long until it might. Pure, so that tests
+ * pin it without a database.
+ *
+ * The rate is a token bucket with reservations: a call the bucket refuses is given the next free
+ * send slot (one interval after the last one handed out, or when the next token is due) and comes
+ * back then; a call without a slot never takes a token while slots are handed out ahead of it, so
+ * the reserved calls go in the order they asked and a returning call finds its token. The
+ * concurrency needs a free place after the older waiters whose wait is over have theirs.
+ */
+export function judgeKey(k: KeyState): KeyVerdict {
+  let waitMs = 0;
+  let refused = false;
+  let slotInMs: number | null = k.slotInMs;
+  let reserves = false;
+  if (k.ratePerSecond !== null) {
+    const tokenInMs = k.tokens >= 1 ? 0 : ((1 - k.tokens) * 1000) / k.ratePerSecond;
+    if (k.slotInMs !== null) {
+      const w = Math.max(k.slotInMs, tokenInMs);
+      if (w > SLOT_EARLY_MS || tokenInMs > 0) {
+        refused = true;
+        waitMs = Math.max(waitMs, w);
+      }
+    } else {
+      const ahead = k.reservedAheadMs !== null && k.reservedAheadMs > 0 ? k.reservedAheadMs : null;
+      if (tokenInMs > 0 || ahead !== null) {
+        refused = true;
+        const slot = Math.max(tokenInMs, ahead === null ? 0 : ahead + 1000 / k.ratePerSecond);
+        slotInMs = slot;
+        reserves = true;
+        waitMs = Math.max(waitMs, slot);
+      }
+    }
+  }
+  if (k.concurrency !== null && k.inFlight + k.aheadAwake >= k.concurrency) {
+    refused = true;
+    const turns = Math.floor((k.inFlight + k.ahead - k.concurrency) / k.concurrency) + 1;
+    waitMs = Math.max(waitMs, Math.max(1, turns) * (k.holdMs ?? DEFAULT_HOLD_MS));
+  }
+  if (!refused) return { admitted: true };
+  return { admitted: false, waitMs: Math.max(MIN_WAIT_MS, waitMs), slotInMs, reserves };
+}
+
+export interface AdmissionRequest {
+  tenantId: string;
+  serviceCallId: string;
+  dueAt: string;
+  keys: readonly string[];
+}
+
+export interface AdmissionPolicy {
+  /** How long a lease lives without renewal: what a dead worker's attempt holds a place for. */
+  leaseTtlMs: number;
+  /** The longest wait suggested, so that a changed or deleted limit reaches waiting calls by then. */
+  maxWaitMs: number;
+}
+
+export type Admission =
+  | {
+      admitted: true;
+      /** Keys of which this attempt holds a lease: to renew while it runs and release after. */
+      leased: string[];
+      /** The keys that had a limit (empty: nothing limited the call). */
+      limited: string[];
+      /** When the call was first refused for this attempt; null when admitted at once. */
+      waitedSince: string | null;
+      at: string;
+    }
+  | { admitted: false; waitingFor: string[]; waitMs: number; since: string };
+
+/** Extra life of a waiting row past its suggested wait, for the timer and the workflow task to come back. */
+const WAITER_GRACE_MS = 10_000;
+
+interface LimitStateRow extends Record<string, unknown> {
+  key: string;
+  rate_per_second: number | null;
+  burst: number | null;
+  concurrency: number | null;
+  tokens: number;
+  hold_ms: number | null;
+  elapsed_ms: number;
+  reserved_ahead_ms: number | null;
+  in_flight: number;
+  ahead: number;
+  ahead_awake: number;
+  db_now: Date;
+}
+
+/**
+ * Asks every limit of the call's keys at once, in one transaction with the limits' rows locked
+ * (in key order, so two calls never deadlock). Admitted: a token taken from each bucket, a lease
+ * of each concurrency key, the call's waiting rows gone. Refused: the call waits for the keys
+ * that refused it, for the longest of their suggested waits, holding the send slot a rate key
+ * reserved for it (the key's `reserved_until` moves past it); nothing is taken.
+ */
+export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPolicy): Promise<Admission> {
+  const keys = [...new Set(req.keys)].sort();
+  return db.transaction(async (tx) => {
+    const keyList = sql.join(
+      keys.map((k) => sql`${k}`),
+      sql`, `,
+    );
+    // The locks first, in a statement of their own: under READ COMMITTED a statement sees what
+    // was committed when it began, so counting leases in the locking statement would miss those
+    // of the transaction it waited for (measured: 5 in flight under a concurrency of 2).
+    await tx.execute(sql`
+      select 1 from flow_limits
+      where tenant_id = ${req.tenantId} and key in (${keyList})
+      order by key
+      for update`);
+    const { rows } = await tx.execute<LimitStateRow>(sql`
+      select l.key, l.rate_per_second, l.burst, l.concurrency, l.tokens, l.hold_ms,
+        extract(epoch from (clock_timestamp() - l.refilled_at)) * 1000 as elapsed_ms,
+        extract(epoch from (l.reserved_until - clock_timestamp())) * 1000 as reserved_ahead_ms,
+        (select count(*) from flow_leases f
+          where f.tenant_id = l.tenant_id and f.key = l.key and f.expires_at > clock_timestamp()
+            and f.service_call_id <> ${req.serviceCallId})::int as in_flight,
+        (select count(*) from flow_waiting w
+          where w.tenant_id = l.tenant_id and w.key = l.key and w.expires_at > clock_timestamp()
+            and (w.due_at, w.service_call_id) < (${req.dueAt}::timestamptz, ${req.serviceCallId}::uuid))::int as ahead,
+        (select count(*) from flow_waiting w
+          where w.tenant_id = l.tenant_id and w.key = l.key and w.expires_at > clock_timestamp()
+            and w.wake_at <= clock_timestamp()
+            and (w.due_at, w.service_call_id) < (${req.dueAt}::timestamptz, ${req.serviceCallId}::uuid))::int as ahead_awake,
+        clock_timestamp() as db_now
+      from flow_limits l
+      where l.tenant_id = ${req.tenantId} and l.key in (${keyList})
+      order by l.key`);
+    const first = rows[0];
+    const dbNow = first === undefined ? new Date() : new Date(first.db_now);
+    const mine = and(eq(flowWaiting.tenantId, req.tenantId), eq(flowWaiting.serviceCallId, req.serviceCallId));
+    const waited = await tx
+      .delete(flowWaiting)
+      .where(mine)
+      .returning({ key: flowWaiting.key, since: flowWaiting.since, slotAt: flowWaiting.slotAt });
+    const slots = new Map(waited.flatMap((w) => (w.slotAt === null ? [] : [[w.key, w.slotAt.getTime()] as const])));
+    const since = waited.reduce<Date | null>((min, w) => (min === null || w.since < min ? w.since : min), null);
+    if (rows.length === 0) {
+      return {
+        admitted: true,
+        leased: [],
+        limited: [],
+        waitedSince: since?.toISOString() ?? null,
+        at: dbNow.toISOString(),
+      };
+    }
+    const states = rows.map((r) => ({
+      key: r.key,
+      ratePerSecond: r.rate_per_second,
+      burst: r.burst,
+      concurrency: r.concurrency,
+      tokens:
+        r.rate_per_second === null
+          ? 0
+          : refilled(
+              Number(r.tokens),
+              Number(r.elapsed_ms),
+              r.rate_per_second,
+              r.burst ?? defaultBurst(r.rate_per_second),
+            ),
+      reservedAheadMs: r.reserved_ahead_ms === null ? null : Number(r.reserved_ahead_ms),
+      slotInMs: slots.has(r.key) ? slots.get(r.key)! - dbNow.getTime() : null,
+      inFlight: r.in_flight,
+      ahead: r.ahead,
+      aheadAwake: r.ahead_awake,
+      holdMs: r.hold_ms,
+    }));
+    const verdicts = states.map((s) => ({ key: s.key, verdict: judgeKey(s) }));
+    const refusals = verdicts.flatMap((j) => (j.verdict.admitted ? [] : [{ key: j.key, ...j.verdict }]));
+    if (refusals.length > 0) {
+      const waitMs = Math.min(policy.maxWaitMs, Math.max(...refusals.map((r) => r.waitMs)));
+      const started = since ?? dbNow;
+      const wakeAt = new Date(dbNow.getTime() + waitMs);
+      // A slot far ahead keeps its row until then, whatever the wait suggested meanwhile.
+      const latestSlot = Math.max(0, ...refusals.map((r) => r.slotInMs ?? 0));
+      const expiresAt = new Date(Math.max(wakeAt.getTime(), dbNow.getTime() + latestSlot) + WAITER_GRACE_MS);
+      // A reservation held on a key that admitted the call now is kept too: it is its place there.
+      const kept = states.flatMap((s) =>
+        s.slotInMs !== null && !refusals.some((r) => r.key === s.key) ? [{ key: s.key, slotInMs: s.slotInMs }] : [],
+      );
+      await tx.insert(flowWaiting).values(
+        [...refusals, ...kept].map((r) => ({
+          tenantId: req.tenantId,
+          key: r.key,
+          serviceCallId: req.serviceCallId,
+          dueAt: new Date(req.dueAt),
+          since: started,
+          wakeAt,
+          slotAt: r.slotInMs === null ? null : new Date(dbNow.getTime() + r.slotInMs),
+          expiresAt,
+        })),
+      );
+      for (const r of refusals) {
+        if (!r.reserves || r.slotInMs === null) continue;
+        await tx
+          .update(flowLimits)
+          .set({ reservedUntil: new Date(dbNow.getTime() + r.slotInMs) })
+          .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, r.key)));
+      }
+      return {
+        admitted: false,
+        waitingFor: refusals.map((r) => r.key),
+        waitMs: Math.ceil(waitMs),
+        since: started.toISOString(),
+      };
+    }
+    for (const s of states) {
+      if (s.ratePerSecond === null) continue;
+      await tx
+        .update(flowLimits)
+        .set({ tokens: s.tokens - 1, refilledAt: dbNow })
+        .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, s.key)));
+    }
+    const leased = states.filter((s) => s.concurrency !== null).map((s) => s.key);
+    if (leased.length > 0) {
+      const expiresAt = new Date(dbNow.getTime() + policy.leaseTtlMs);
+      await tx
+        .insert(flowLeases)
+        .values(
+          leased.map((key) => ({
+            tenantId: req.tenantId,
+            key,
+            serviceCallId: req.serviceCallId,
+            acquiredAt: dbNow,
+            expiresAt,
+          })),
+        )
+        .onConflictDoUpdate({
+          target: [flowLeases.tenantId, flowLeases.key, flowLeases.serviceCallId],
+          set: { acquiredAt: dbNow, expiresAt },
+        });
+    }
+    return {
+      admitted: true,
+      leased,
+      limited: states.map((s) => s.key),
+      waitedSince: since?.toISOString() ?? null,
+      at: dbNow.toISOString(),
+    };
+  });
+}
+
+/** Keeps a running attempt's leases alive (called on the attempt's heartbeat). */
+export async function renewLeases(db: Db, tenantId: string, serviceCallId: string, ttlMs: number): Promise<void> {
+  await db.execute(sql`
+    update flow_leases set expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
+    where tenant_id = ${tenantId} and service_call_id = ${serviceCallId}`);
+}
+
+/**
+ * Gives back a call's leases once its attempt's outcome is recorded, and folds how long they were
+ * held into each key's average (the wait suggested to calls the concurrency refuses).
+ */
+export async function releaseLeases(db: Db, tenantId: string, serviceCallId: string): Promise<void> {
+  await db.execute(sql`
+    with gone as (
+      delete from flow_leases where tenant_id = ${tenantId} and service_call_id = ${serviceCallId}
+      returning key, extract(epoch from (clock_timestamp() - acquired_at)) * 1000 as held_ms
+    )
+    update flow_limits l
+    set hold_ms = case when l.hold_ms is null then gone.held_ms else l.hold_ms * 0.8 + gone.held_ms * 0.2 end
+    from gone where l.tenant_id = ${tenantId} and l.key = gone.key`);
+}
+
+/** The keys a call waits for now (its detail's `waitingFor`). */
+export async function waitingFor(db: Db, tenantId: string, serviceCallId: string): Promise<string[]> {
+  const rows = await db
+    .select({ key: flowWaiting.key })
+    .from(flowWaiting)
+    .where(
+      and(
+        eq(flowWaiting.tenantId, tenantId),
+        eq(flowWaiting.serviceCallId, serviceCallId),
+        gt(flowWaiting.expiresAt, sql`clock_timestamp()`),
+      ),
+    )
+    .orderBy(asc(flowWaiting.key));
+  return rows.map((r) => r.key);
+}
+
+/**
+ * The tenants that have at least one `host:` limit, cached for `ttlMs` per process, so a call
+ * without flow keys costs no query on its way to the target: the set is refreshed in the
+ * background once stale (one query per process per TTL, whatever the traffic), and only the
+ * very first call of a process waits for it.
+ */
+export function hostLimitCache(db: Db, ttlMs: number, now: () => number = Date.now) {
+  let tenants: ReadonlySet<string> | undefined;
+  let loadedAt = 0;
+  let loading: Promise<ReadonlySet<string>> | undefined;
+  const load = () => {
+    loading ??= db
+      .selectDistinct({ tenantId: flowLimits.tenantId })
+      .from(flowLimits)
+      .where(sql`${flowLimits.key} like ${`${HOST_KEY_PREFIX}%`}`)
+      .then((rows) => {
+        tenants = new Set(rows.map((r) => r.tenantId));
+        loadedAt = now();
+        return tenants;
+      })
+      .finally(() => {
+        loading = undefined;
+      });
+    return loading;
+  };
+  return {
+    async has(tenantId: string): Promise<boolean> {
+      if (tenants === undefined) return (await load()).has(tenantId);
+      if (now() - loadedAt > ttlMs) load().catch(() => undefined);
+      return tenants.has(tenantId);
+    },
+  };
+}
+
+function limitOf(row: FlowLimitRow): FlowLimit {
+  return {
+    key: row.key,
+    ratePerSecond: row.ratePerSecond,
+    burst: row.burst,
+    concurrency: row.concurrency,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * Defines or replaces a limit. A new bucket starts full; a changed one keeps its tokens, never
+ * above the new burst. Calls already waiting meet the new limit when they next ask.
+ */
+export async function putFlowLimit(db: Db, tenantId: string, key: string, spec: FlowLimitSpec): Promise<FlowLimit> {
+  const [row] = await db
+    .insert(flowLimits)
+    .values({ tenantId, key, ...spec, tokens: spec.burst ?? 0 })
+    .onConflictDoUpdate({
+      target: [flowLimits.tenantId, flowLimits.key],
+      set: {
+        ...spec,
+        // A bucket that had no rate starts full; one that had keeps its tokens, within the new burst.
+        tokens: sql`case when ${flowLimits.burst} is null then ${spec.burst ?? 0} else least(${flowLimits.tokens}, ${spec.burst ?? 0}) end`,
+        // Slots already handed out stand; calls asking from now on queue under the new rate.
+        reservedUntil: null,
+        updatedAt: sql`now()`,
+      },
+    })
+    .returning();
+  if (row === undefined) throw new Error('upsert of a flow limit returned nothing');
+  return limitOf(row);
+}
+
+export async function listFlowLimits(db: Db, tenantId: string): Promise<FlowLimit[]> {
+  const rows = await db.select().from(flowLimits).where(eq(flowLimits.tenantId, tenantId)).orderBy(asc(flowLimits.key));
+  return rows.map(limitOf);
+}
+
+export async function getFlowLimit(db: Db, tenantId: string, key: string): Promise<FlowLimitDetail | undefined> {
+  const [row] = await db
+    .select()
+    .from(flowLimits)
+    .where(and(eq(flowLimits.tenantId, tenantId), eq(flowLimits.key, key)));
+  if (row === undefined) return undefined;
+  const live = (t: typeof flowLeases | typeof flowWaiting) =>
+    and(eq(t.tenantId, tenantId), eq(t.key, key), gt(t.expiresAt, sql`clock_timestamp()`));
+  const [leases] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(flowLeases)
+    .where(live(flowLeases));
+  const [waiters] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(flowWaiting)
+    .where(live(flowWaiting));
+  const oldest = await db
+    .select({ id: flowWaiting.serviceCallId, dueAt: flowWaiting.dueAt, since: flowWaiting.since })
+    .from(flowWaiting)
+    .where(live(flowWaiting))
+    .orderBy(asc(flowWaiting.dueAt), asc(flowWaiting.serviceCallId))
+    .limit(WAITING_SHOWN);
+  return {
+    ...limitOf(row),
+    inFlight: leases?.n ?? 0,
+    waiting: waiters?.n ?? 0,
+    waitingCalls: oldest.map((w) => ({ id: w.id, dueAt: w.dueAt.toISOString(), since: w.since.toISOString() })),
+  };
+}
+
+/** Deletes a limit; its leases and waiters go with it, so waiting calls are admitted when they next ask. */
+export async function deleteFlowLimit(db: Db, tenantId: string, key: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const gone = await tx
+      .delete(flowLimits)
+      .where(and(eq(flowLimits.tenantId, tenantId), eq(flowLimits.key, key)))
+      .returning({ key: flowLimits.key });
+    if (gone.length === 0) return false;
+    await tx.delete(flowLeases).where(and(eq(flowLeases.tenantId, tenantId), eq(flowLeases.key, key)));
+    await tx.delete(flowWaiting).where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.key, key)));
+    return true;
+  });
+}
+
+/** Per-key live counts across all workers, for the in-flight and waiting gauges. */
+export async function flowGaugeValues(
+  db: Db,
+): Promise<{ tenantId: string; key: string; inFlight: number; waiting: number }[]> {
+  const { rows } = await db.execute<{ tenant_id: string; key: string; in_flight: number; waiting: number }>(sql`
+    select l.tenant_id, l.key,
+      (select count(*) from flow_leases f where f.tenant_id = l.tenant_id and f.key = l.key
+        and f.expires_at > clock_timestamp())::int as in_flight,
+      (select count(*) from flow_waiting w where w.tenant_id = l.tenant_id and w.key = l.key
+        and w.expires_at > clock_timestamp())::int as waiting
+    from flow_limits l`);
+  return rows.map((r) => ({ tenantId: r.tenant_id, key: r.key, inFlight: r.in_flight, waiting: r.waiting }));
+}

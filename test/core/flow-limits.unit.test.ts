@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { defaultBurst, effectiveKeys, judgeKey, refilled, type KeyState } from '../../core/flow-limits';
+
+/** The pure parts of flow-limit admission (ADR-0018): the bucket, reserved slots, concurrency. */
+
+const key = (over: Partial<KeyState>): KeyState => ({
+  key: 'k',
+  ratePerSecond: null,
+  burst: null,
+  concurrency: null,
+  tokens: 0,
+  reservedAheadMs: null,
+  slotInMs: null,
+  inFlight: 0,
+  ahead: 0,
+  aheadAwake: 0,
+  holdMs: null,
+  ...over,
+});
+
+test('the bucket refills at the rate, never above its burst; the default burst is one second of rate', () => {
+  assert.equal(refilled(0, 500, 10, 1), 1);
+  assert.equal(refilled(0, 50, 10, 5), 0.5);
+  assert.equal(refilled(-1, 100, 10, 1), 0);
+  assert.equal(defaultBurst(2.5), 3);
+  assert.equal(defaultBurst(0.1), 1);
+});
+
+test('a token and no slot ahead admits; no token reserves the next slot', () => {
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1 })), { admitted: true });
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 0.5 })), {
+    admitted: false,
+    waitMs: 50,
+    slotInMs: 50,
+    reserves: true,
+  });
+});
+
+test('a call without a slot queues behind the slots handed out, even with a token there', () => {
+  const v = judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1, reservedAheadMs: 300 }));
+  assert.deepEqual(v, { admitted: false, waitMs: 400, slotInMs: 400, reserves: true });
+});
+
+test('a reserved call takes a token at its slot, waits for its slot before, and for a token after', () => {
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 1, slotInMs: -20, reservedAheadMs: 500 })), {
+    admitted: true,
+  });
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 1, slotInMs: 200 })), {
+    admitted: false,
+    waitMs: 200,
+    slotInMs: 200,
+    reserves: false,
+  });
+  const late = judgeKey(key({ ratePerSecond: 10, tokens: 0.2, slotInMs: -30 }));
+  assert.equal(late.admitted, false);
+  assert.ok(!late.admitted && late.waitMs === 80 && !late.reserves);
+});
+
+test('concurrency: a free place admits unless older awake waiters take it; the wait is turns of the hold', () => {
+  assert.deepEqual(judgeKey(key({ concurrency: 2, inFlight: 1 })), { admitted: true });
+  assert.equal(judgeKey(key({ concurrency: 2, inFlight: 1, aheadAwake: 1, ahead: 1 })).admitted, false);
+  // Older waiters still asleep do not hold a free place back.
+  assert.deepEqual(judgeKey(key({ concurrency: 2, inFlight: 1, ahead: 3 })), { admitted: true });
+  const v = judgeKey(key({ concurrency: 2, inFlight: 2, ahead: 2, holdMs: 300 }));
+  assert.ok(!v.admitted && v.waitMs === 600 && v.slotInMs === null);
+});
+
+test('the keys of a call: its own, and its host when the tenant has host limits', () => {
+  assert.deepEqual(effectiveKeys(['b', 'a', 'b'], 'https://api.example.com/x', false), ['a', 'b']);
+  assert.deepEqual(effectiveKeys(undefined, 'https://api.example.com/x', true), ['host:api.example.com']);
+});
