@@ -223,13 +223,14 @@ describe('filters', () => {
     assert.deepEqual(bFive, [], "B's calls never carried A's tag a,b");
   });
 
-  test('items are the detail without attempts and replays', async () => {
+  test('items are the detail without attempts, replays and waitingFor', async () => {
     const [item] = (await walk(env.tenants.a, { status: ['Succeeded'] }, 1)).flat();
     assert.ok(item !== undefined);
     const detail = await call(env, 'GET', `/v1/service-calls/${String(item.id)}`);
-    const { attempts, replays, ...rest } = detail.body;
+    const { attempts, replays, waitingFor, ...rest } = detail.body;
     assert.ok(Array.isArray(attempts) && attempts.length === 1);
     assert.deepEqual(replays, []);
+    assert.deepEqual(waitingFor, []);
     assert.deepEqual(item, rest);
     assert.equal(item.result.outcome, 'Succeeded');
   });
