@@ -37,10 +37,12 @@ for (const r of runs) {
             await env.start('relay');
             await env.start('worker');
 
-            // Timers falling due 6–11 s from now, so all of them fire while the server is down.
+            // Timers falling due 8–13 s from now, so they fire while the server is down (8 or 12 s
+            // from the stop, once submitting and starting them took their few seconds). 6–11 s left
+            // too little margin on a loaded machine: 89 of 100 were still pending at the stop once.
             const keys = Array.from({ length: TIMERS }, (_, i) => `tr${r.run}-${i}`);
             await inParallel(keys, 20, async (key, i) => {
-              await client.submit({ key, dueInMs: 6_000 + i * 50 });
+              await client.submit({ key, dueInMs: 8_000 + i * 50 });
             });
             // Every workflow started (the starter's checkpoint is at the head of the log).
             await env.consumersCaughtUp();
