@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, localTime } from './format';
 import { callHref, scheduleCallsHref, usePolling } from './router';
 import { describeError, isStatus } from './session';
-import { Alert, Notice, StatusBadge } from './status';
+import { Alert, Notice, StatusBadge, Pager } from './status';
 import { StatusChart } from './chart';
 
 export const STATUSES: ServiceCallStatus[] = ['Scheduled', 'Running', 'Succeeded', 'Failed', 'Cancelled'];
@@ -326,25 +326,7 @@ export function CallsPage({ client, scheduleId, onUnauthorized }: Props) {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length <= 1}
-          onClick={() => setCursors(cursors.slice(0, -1))}
-        >
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          class="secondary"
-          disabled={page?.nextCursor === null || page === null}
-          onClick={() => page?.nextCursor != null && setCursors([...cursors, page.nextCursor])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager cursors={cursors} setCursors={setCursors} nextCursor={page === null ? null : (page.nextCursor ?? null)} />
     </section>
   );
 }

@@ -4,7 +4,7 @@ import { scheduleHref, usePolling } from './router';
 import { ScheduleForm } from './schedule-form';
 import { awaitingNextRuns, NextRun, OutcomeNotice, ScheduleActions, specText, type Outcome } from './schedule-parts';
 import { describeError, isStatus } from './session';
-import { Alert, StatusBadge } from './status';
+import { Alert, StatusBadge, Pager } from './status';
 
 export const SCHEDULE_STATUSES: ScheduleStatus[] = ['Active', 'Paused', 'Ended'];
 const PAGE_SIZE = 25;
@@ -172,25 +172,7 @@ export function SchedulesPage({ client, onUnauthorized }: Props) {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length <= 1}
-          onClick={() => setCursors(cursors.slice(0, -1))}
-        >
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          class="secondary"
-          disabled={page?.nextCursor === null || page === null}
-          onClick={() => page?.nextCursor != null && setCursors([...cursors, page.nextCursor])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager cursors={cursors} setCursors={setCursors} nextCursor={page === null ? null : (page.nextCursor ?? null)} />
     </section>
   );
 }

@@ -19,3 +19,36 @@ export function Notice({ text }: { text: string | null }) {
     </p>
   );
 }
+
+/**
+ * Previous/next over a keyset list: `cursors` holds the cursor of every page up to this one
+ * (undefined for the first), so Previous pops and Next pushes the page's `nextCursor`.
+ */
+export function Pager(props: {
+  cursors: (string | undefined)[];
+  setCursors: (cursors: (string | undefined)[]) => void;
+  nextCursor: string | null;
+}) {
+  const { cursors, setCursors, nextCursor } = props;
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button
+        type="button"
+        class="secondary"
+        disabled={cursors.length <= 1}
+        onClick={() => setCursors(cursors.slice(0, -1))}
+      >
+        Previous page
+      </button>
+      <span>Page {cursors.length}</span>
+      <button
+        type="button"
+        class="secondary"
+        disabled={nextCursor === null}
+        onClick={() => nextCursor !== null && setCursors([...cursors, nextCursor])}
+      >
+        Next page
+      </button>
+    </nav>
+  );
+}
