@@ -120,7 +120,8 @@ test(
         while (victim === undefined && Date.now() < deadline) {
           await sleep(10);
           if (opened.filter((o) => o.end !== undefined).length < KILL_AFTER_HITS) continue;
-          const fresh = (o: Open) => o.end === undefined && o.closed === undefined && Date.now() - o.start < TARGET_DELAY_MS / 2;
+          const fresh = (o: Open) =>
+            o.end === undefined && o.closed === undefined && Date.now() - o.start < TARGET_DELAY_MS / 2;
           for (const o of opened.filter(fresh)) {
             const pid = o.remotePort === undefined ? undefined : pidOfPort(targetPort, o.remotePort);
             if (!fresh(o)) continue;
