@@ -166,6 +166,8 @@ export type Admission =
 
 /** Extra life of a waiting row past its suggested wait, for the timer and the workflow task to come back. */
 const WAITER_GRACE_MS = 10_000;
+/** A reserved slot this close is being taken now: an older call asking does not take it over. */
+const SLOT_KEPT_MS = 50;
 
 interface LimitStateRow extends Record<string, unknown> {
   key: string;
@@ -263,6 +265,46 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
     }));
     const verdicts = states.map((s) => ({ key: s.key, verdict: judgeKey(s) }));
     const refusals = verdicts.flatMap((j) => (j.verdict.admitted ? [] : [{ key: j.key, ...j.verdict }]));
+    // Oldest dueAt first on a rate key too: a call that makes a reservation goes before the
+    // reserved calls with a later dueAt. It takes the earliest of their slots, and each of them
+    // moves to the next one (the last to the new slot at the end), so none moves earlier than
+    // the timer it sleeps on and the order among them stays. Equal dueAt (a burst due at one
+    // instant) keeps the order of asking, so a burst moves nobody.
+    const reservedUntil = new Map(
+      refusals.flatMap((r) =>
+        r.reserves && r.slotInMs !== null ? [[r.key, dbNow.getTime() + r.slotInMs] as const] : [],
+      ),
+    );
+    for (const [i, r] of refusals.entries()) {
+      const tailMs = reservedUntil.get(r.key);
+      if (tailMs === undefined) continue;
+      const tail = new Date(tailMs);
+      const { rows: taken } = await tx.execute<{ slot_at: Date }>(sql`
+        with younger as (
+          select service_call_id, slot_at,
+            lead(slot_at) over (order by slot_at, service_call_id) as next_slot,
+            row_number() over (order by slot_at, service_call_id) as n
+          from flow_waiting
+          where tenant_id = ${req.tenantId} and key = ${r.key} and slot_at is not null
+            and slot_at > ${dbNow}::timestamptz + ${SLOT_KEPT_MS} * interval '1 millisecond'
+            and expires_at > clock_timestamp() and due_at > ${req.dueAt}::timestamptz
+        ), moved as (
+          update flow_waiting w
+          set slot_at = coalesce(y.next_slot, ${tail}::timestamptz),
+            expires_at = greatest(w.expires_at,
+              coalesce(y.next_slot, ${tail}::timestamptz) + ${WAITER_GRACE_MS} * interval '1 millisecond')
+          from younger y
+          where w.tenant_id = ${req.tenantId} and w.key = ${r.key} and w.service_call_id = y.service_call_id
+          returning y.n, y.slot_at
+        )
+        select slot_at from moved where n = 1`);
+      const slot = taken[0]?.slot_at;
+      if (slot === undefined) continue;
+      const state = states.find((s) => s.key === r.key)!;
+      const verdict = judgeKey({ ...state, slotInMs: new Date(slot).getTime() - dbNow.getTime() });
+      // Reserves stays set: the key's last slot is the new one at the end, now held by another call.
+      if (!verdict.admitted) refusals[i] = { ...r, waitMs: verdict.waitMs, slotInMs: verdict.slotInMs };
+    }
     if (refusals.length > 0) {
       const waitMs = Math.min(policy.maxWaitMs, Math.max(...refusals.map((r) => r.waitMs)));
       const started = since ?? dbNow;
@@ -286,12 +328,11 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
           expiresAt,
         })),
       );
-      for (const r of refusals) {
-        if (!r.reserves || r.slotInMs === null) continue;
+      for (const [key, untilMs] of reservedUntil) {
         await tx
           .update(flowLimits)
-          .set({ reservedUntil: new Date(dbNow.getTime() + r.slotInMs) })
-          .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, r.key)));
+          .set({ reservedUntil: new Date(untilMs) })
+          .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, key)));
       }
       return {
         admitted: false,
