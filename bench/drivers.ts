@@ -60,9 +60,14 @@ export interface Driver {
   /** The Temporal workflow id of a call. */
   workflowId(id: string): string;
   /** Punctual only: submits `n` calls in one batch request (`POST /v1/service-calls/batch`). */
-  acceptBatch?: (tag: string, n: number, dueAt?: Date) => Promise<{ calls: Accepted[]; requestMs: number }>;
+  acceptBatch?: (
+    tag: string,
+    n: number,
+    dueAt?: Date,
+    extra?: { flowKeys?: string[] },
+  ) => Promise<{ calls: Accepted[]; requestMs: number }>;
   /** Punctual only: one authenticated JSON request to the API (lifecycle commands). */
-  api?: (method: 'GET' | 'POST', pathName: string, body?: unknown) => Promise<{ status: number; json: any }>;
+  api?: (method: 'GET' | 'POST' | 'PUT', pathName: string, body?: unknown) => Promise<{ status: number; json: any }>;
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Cancelled']);
@@ -70,7 +75,7 @@ const HIT_TIMEOUT_MS = 300_000;
 
 async function apiJson(
   ctx: Ctx,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   pathName: string,
   body?: unknown,
 ): Promise<{ status: number; json: any }> {
@@ -108,7 +113,7 @@ export function punctualDriver(ctx: Ctx): Driver {
       return { id: res.json.id as string, t0, acceptMs, dueAtMs: Date.parse(res.json.dueAt as string) };
     },
     api: (method, pathName, body) => apiJson(ctx, method, pathName, body),
-    async acceptBatch(tag, n, dueAt) {
+    async acceptBatch(tag, n, dueAt, extra) {
       const t0 = nowMs();
       const items = Array.from({ length: n }, (_, i) => ({
         request: {
@@ -119,6 +124,7 @@ export function punctualDriver(ctx: Ctx): Driver {
         },
         ...(dueAt === undefined ? {} : { dueAt: dueAt.toISOString() }),
         tags: [`bench:${tag}`],
+        ...extra,
       }));
       const res = await apiJson(ctx, 'POST', '/v1/service-calls/batch', { items });
       const requestMs = nowMs() - t0;

@@ -618,3 +618,110 @@ export async function lifecyclePhases(
   Object.assign(cancelling, await settle(env, driver, 600_000));
   return [rescheduling, cancelling];
 }
+
+/**
+ * Flow limits (Punctual only, issue 16): `n` calls due at one instant under no key (the engine's
+ * own pace for that shape, E), then `n` due at one instant under a key limited to `rate`/s with
+ * burst 1. Due-now calls without a key are submitted beside each (and alone first, as the
+ * control) at `besideRate`/s: their submit → hit time shows what a saturated key costs the
+ * calls it does not limit. The limited calls' achieved rate is (n − 1) ÷ first → last hit.
+ */
+export async function flowPhases(
+  env: PhaseEnv,
+  driver: Driver,
+  opts: { n: number; rate: number; besideRate: number; leadS: number },
+): Promise<PhaseResult[]> {
+  const { api, acceptBatch } = driver;
+  if (api === undefined || acceptBatch === undefined) return [];
+  const pickups = async (accepted: Accepted[]) => {
+    await Promise.all(accepted.map((a) => env.ctx.target.waitFor(a.id, 300_000).catch(() => undefined)));
+    return accepted.flatMap((a) => {
+      const hit = env.ctx.target.hitAt(a.id);
+      return hit === undefined ? [] : [hit - a.t0];
+    });
+  };
+  const beside = async (seconds: number) => {
+    const { results, errors } = await openLoop(opts.besideRate, seconds, () => driver.accept('flow-free'));
+    return { pickup: summarize(await pickups(results)), errors, n: results.length };
+  };
+  const alone = await measured(env, async () => {
+    const b = await beside(10);
+    return { name: 'flow: unlimited calls alone', system: driver.name, rate: opts.besideRate, ...b };
+  });
+  await settle(env, driver);
+
+  const dueAtOnce = async (tag: string, flowKeys?: string[]) => {
+    const dueAtMs = Math.ceil((Date.now() + opts.leadS * 1000) / 1000) * 1000;
+    const calls: Accepted[] = [];
+    for (let i = 0; i < opts.n; i += BATCH) {
+      const size = Math.min(BATCH, opts.n - i);
+      calls.push(
+        ...(await acceptBatch(tag, size, new Date(dueAtMs), flowKeys === undefined ? {} : { flowKeys })).calls,
+      );
+    }
+    await sleep(dueAtMs - Date.now());
+    return { calls, dueAtMs };
+  };
+  const spanOf = async (calls: Accepted[], dueAtMs: number) => {
+    await pickups(calls);
+    const hits = calls.flatMap((c) => {
+      const h = env.ctx.target.hitAt(c.id);
+      return h === undefined ? [] : [h];
+    });
+    const first = Math.min(...hits);
+    const last = Math.max(...hits);
+    return {
+      missed: calls.length - hits.length,
+      early: hits.filter((h) => h < dueAtMs).length,
+      executedPerSecond: hits.length > 1 ? ((hits.length - 1) * 1000) / (last - first) : undefined,
+      lastHitAfterDueMs: hits.length > 0 ? last - dueAtMs : undefined,
+    };
+  };
+  // The engine's pace for n calls due at once, no key: the most a limit could let through here.
+  let engineSeconds = opts.n / opts.rate;
+  const unlimited = await measured(env, async () => {
+    const repeatedBefore = env.ctx.target.duplicates;
+    const { calls, dueAtMs } = await dueAtOnce('flow-none');
+    const span = spanOf(calls, dueAtMs);
+    const b = await beside(Math.max(5, Math.round(opts.n / opts.rate)));
+    const s = await span;
+    engineSeconds = (s.lastHitAfterDueMs ?? 0) / 1000;
+    return {
+      name: `flow: ${opts.n} due at once, no key`,
+      system: driver.name,
+      n: opts.n,
+      ...s,
+      repeated: env.ctx.target.duplicates - repeatedBefore,
+      pickup: b.pickup,
+      errors: b.errors,
+    };
+  });
+  await settle(env, driver);
+
+  const key = `bench-flow-${env.ctx.runId}`;
+  const put = await api('PUT', `/v1/flow-limits/${key}`, { ratePerSecond: opts.rate, burst: 1 });
+  if (put.status !== 200) throw new Error(`flow limit answered ${put.status}: ${JSON.stringify(put.json)}`);
+  const limited = await measured(env, async () => {
+    const repeatedBefore = env.ctx.target.duplicates;
+    const { calls, dueAtMs } = await dueAtOnce('flow-limited', [key]);
+    const span = spanOf(calls, dueAtMs);
+    // Beside it for as long as the limited calls take: the longer of the limit's and the engine's pace.
+    const b = await beside(Math.max(5, Math.round(Math.max(opts.n / opts.rate, engineSeconds))));
+    const s = await span;
+    return {
+      name: `flow: ${opts.n} due at once under ${opts.rate}/s`,
+      system: driver.name,
+      n: opts.n,
+      rate: opts.rate,
+      ...s,
+      repeated: env.ctx.target.duplicates - repeatedBefore,
+      pickup: b.pickup,
+      errors: b.errors,
+    };
+  });
+  Object.assign(limited, await settle(env, driver));
+  return [alone, unlimited, limited];
+}
+
+/** Calls per batch request in the flow phase. */
+const BATCH = 1000;

@@ -8,7 +8,18 @@ import { fmt, fmtRatio, ratio, type Summary } from './stats';
 
 /** The run's JSON record and the markdown table made from it. */
 
-export const PHASES = ['closed', 'backlog', 'e2e', 'timers', 'burst', 'submit', 'paced', 'batch', 'lifecycle'] as const;
+export const PHASES = [
+  'closed',
+  'backlog',
+  'e2e',
+  'timers',
+  'burst',
+  'submit',
+  'paced',
+  'batch',
+  'lifecycle',
+  'flow',
+] as const;
 
 /** Calls per batch request in the batch phase: the API's maximum. */
 export const BATCH_SIZE = 1000;
@@ -27,6 +38,9 @@ export interface BenchOptions {
   /** Lifecycle phase: calls rescheduled (10 clients), and calls cancelled by one bulk cancel. */
   reschedules: number;
   bulkCancel: number;
+  /** Flow phase: calls due at one instant under one key, and that key's rate limit (per second). */
+  flowCalls: number;
+  flowRate: number;
   rate: number;
   pacedSeconds: number;
   timers: number;
@@ -113,6 +127,9 @@ export const names = (o: BenchOptions, e2eRate: number) => ({
   batchNow: `batch ${BATCH_SIZE} due now`,
   reschedule: `reschedule ${o.reschedules} c=10`,
   bulkCancel: `bulk cancel ${o.bulkCancel}`,
+  flowAlone: 'flow: unlimited calls alone',
+  flowNone: `flow: ${o.flowCalls} due at once, no key`,
+  flowLimited: `flow: ${o.flowCalls} due at once under ${o.flowRate}/s`,
 });
 
 function find(r: Report, name: string, system: 'punctual' | 'baseline'): PhaseResult | undefined {
@@ -130,6 +147,7 @@ export function evaluateTargets(r: Report): Target[] {
   const e2e = find(r, n.e2e, 'punctual');
   const timers = find(r, n.timers, 'punctual');
   const burst = find(r, n.burst, 'punctual');
+  const flow = find(r, n.flowLimited, 'punctual');
   const punctualPhases = r.phases.filter((p) => p.system === 'punctual');
   const maxRss = Math.max(0, ...punctualPhases.map((p) => p.usage?.groups.punctual.rssMaxMb ?? 0));
   const t = (name: string, value: number | undefined, limit: string, ok: (v: number) => boolean): Target => ({
@@ -157,6 +175,12 @@ export function evaluateTargets(r: Report): Target[] {
           : Number.POSITIVE_INFINITY,
       '≤ 25000',
       (v) => v <= 25_000,
+    ),
+    t(
+      `flow limit ${r.options.flowRate}/s over ${r.options.flowCalls} calls due at once: achieved rate ÷ limit`,
+      ratio(flow?.executedPerSecond, flow === undefined ? undefined : r.options.flowRate),
+      '0.95–1.0',
+      (v) => v >= 0.95 && v <= 1.0,
     ),
     t(`projection lag p99 at ${r.options.rate} submits/s (ms)`, paced?.projectionLag?.p99, '≤ 100', (v) => v <= 100),
     t(`projection lag p99 at ${r.e2eRate} calls/s end to end (ms)`, e2e?.projectionLag?.p99, '≤ 100', (v) => v <= 100),
@@ -303,6 +327,17 @@ export function markdown(r: Report): string {
   if (an !== undefined) {
     L.push(
       `| batch of ${BATCH_SIZE} due now: request sent → last target hit (ms) · missed · repeated | ${fmt(an.lastHitAfterDueMs)} · ${an.missed ?? '–'} · ${an.repeated ?? '–'} | | |`,
+    );
+  }
+  const fa = P(n.flowAlone);
+  const fn = P(n.flowNone);
+  const fl = P(n.flowLimited);
+  if (fl !== undefined) {
+    L.push(
+      `| **flow limit** ${o.flowRate}/s burst 1, ${o.flowCalls} calls due at once: achieved calls/s · ÷ limit · the same calls without a key (the engine's pace) · missed / early / repeated | ${fmt(fl.executedPerSecond)} · ${fmtRatio(ratio(fl.executedPerSecond, o.flowRate))} · ${fmt(fn?.executedPerSecond)} · ${fl.missed ?? '–'} / ${fl.early ?? '–'} / ${fl.repeated ?? '–'} | | |`,
+    );
+    L.push(
+      `| calls without a key submitted due now at ${fa?.rate ?? '–'}/s, submit → hit p50 / p99 (ms): alone · beside the ${o.flowCalls} without a key · beside the limited ones; extra p99 beside the limited ones | ${[fa, fn, fl].map((x) => `${fmt(x?.pickup?.p50)} / ${fmt(x?.pickup?.p99)}`).join(' · ')}; ${fmt((fl.pickup?.p99 ?? Number.NaN) - (fa?.pickup?.p99 ?? Number.NaN))} | | |`,
     );
   }
   const rp = P(n.reschedule);

@@ -22,6 +22,7 @@ import {
   burst,
   batchPhases,
   lifecyclePhases,
+  flowPhases,
   type PhaseEnv,
   type PhaseResult,
 } from './phases';
@@ -55,6 +56,8 @@ const USAGE = `usage: npm run bench -- [options]
                        phase then sends one batch of 1,000 due now (Punctual only: the baseline has no batch)
   --reschedules N      calls rescheduled by 10 clients in the lifecycle phase (default 500)
   --bulk-cancel N      calls cancelled by one bulk cancel in the lifecycle phase (default and most 10,000)
+  --flow-calls N       calls due at one instant in the flow phase, once without a key and once under a
+                       key limited to --flow-rate R per second with burst 1 (defaults 1000 and 100; Punctual only)
   --rate R             submits per second in the paced submit phase (default 100), --paced-seconds S (default 10)
   --warmup N           warm-up calls per system (default 60)
   --target-delay-ms N  the target answers after N ms (default 0)
@@ -77,7 +80,7 @@ const USAGE = `usage: npm run bench -- [options]
   --out DIR            where results go (default bench/results)
   --keep               keep the temporary DATA_DIR
   --skip-baseline      Punctual only
-  --phases LIST        run only these of closed,backlog,e2e,timers,burst,submit,paced (default all)`;
+  --phases LIST        run only these of closed,backlog,e2e,timers,burst,submit,paced,batch,lifecycle,flow (default all)`;
 
 function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
@@ -92,6 +95,8 @@ function parseArgs(argv: string[]): BenchOptions {
     batches: 5,
     reschedules: 500,
     bulkCancel: 10_000,
+    flowCalls: 1000,
+    flowRate: 100,
     rate: 100,
     pacedSeconds: 10,
     timers: 200,
@@ -139,7 +144,9 @@ function parseArgs(argv: string[]): BenchOptions {
       o.bulkCancel = int(next(), arg, 1);
       // One bulk request acts on at most 10,000 calls (the API's limit).
       if (o.bulkCancel > 10_000) throw new Error(`--bulk-cancel takes at most 10000\n${USAGE}`);
-    } else if (arg === '--rate') o.rate = int(next(), arg, 1);
+    } else if (arg === '--flow-calls') o.flowCalls = int(next(), arg, 2);
+    else if (arg === '--flow-rate') o.flowRate = int(next(), arg, 1);
+    else if (arg === '--rate') o.rate = int(next(), arg, 1);
     else if (arg === '--paced-seconds') o.pacedSeconds = int(next(), arg, 1);
     else if (arg === '--timers') o.timers = int(next(), arg, 0);
     else if (arg === '--timer-window') {
@@ -347,6 +354,18 @@ async function runPhases(opts: BenchOptions, env: PhaseEnv, report: Report): Pro
       batchSize: BATCH_SIZE,
     });
     for (const p of lifecycle) record(p);
+  }
+  if (wanted('flow')) {
+    log(
+      `flow: ${opts.flowCalls} calls due at once without a key, then under a key limited to ${opts.flowRate}/s, with unlimited calls beside (Punctual only)`,
+    );
+    for (const p of await flowPhases(env, punctual, {
+      n: opts.flowCalls,
+      rate: opts.flowRate,
+      besideRate: 5,
+      leadS: Math.round(15 + opts.flowCalls / 50),
+    }))
+      record(p);
   }
   if (wanted('paced')) {
     log(`submit at ${opts.rate}/s for ${opts.pacedSeconds} s per system, calls due tomorrow`);
