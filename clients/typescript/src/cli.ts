@@ -10,6 +10,7 @@ import {
   type ScheduleCreateBody,
   type ScheduleListFilter,
   type ScheduleStatus,
+  type Schedules,
   type ServiceCall,
   type ServiceCallStatus,
   type SubmitBody,
@@ -360,6 +361,24 @@ function printSchedule(ctx: Context, schedule: Schedule): void {
 const SCHEDULE_COLUMNS = ['id', 'status', 'spec', 'nextRunAt', 'tags'];
 const OVERLAPS = ['Skip', 'BufferOne', 'AllowAll'];
 
+/** A command that takes one schedule id, does one thing to it and prints the schedule it answers. */
+function scheduleCommand(
+  name: string,
+  summary: string,
+  act: (schedules: Schedules, id: string) => Promise<Schedule>,
+): Command {
+  return {
+    summary,
+    usage: `punctual schedules ${name} ID`,
+    options: {},
+    help: [],
+    async run(ctx) {
+      printSchedule(ctx, await act(ctx.client().schedules, idArgument(ctx)));
+      return 0;
+    },
+  };
+}
+
 const schedules: Record<string, Command> = {
   create: {
     summary: 'create a recurring call',
@@ -435,36 +454,9 @@ const schedules: Record<string, Command> = {
       return 0;
     },
   },
-  show: {
-    summary: 'show one schedule with its next and recent runs',
-    usage: 'punctual schedules show ID',
-    options: {},
-    help: [],
-    async run(ctx) {
-      printSchedule(ctx, await ctx.client().schedules.get(idArgument(ctx)));
-      return 0;
-    },
-  },
-  pause: {
-    summary: 'stop making runs until resumed',
-    usage: 'punctual schedules pause ID',
-    options: {},
-    help: [],
-    async run(ctx) {
-      printSchedule(ctx, await ctx.client().schedules.pause(idArgument(ctx)));
-      return 0;
-    },
-  },
-  resume: {
-    summary: 'make runs again',
-    usage: 'punctual schedules resume ID',
-    options: {},
-    help: [],
-    async run(ctx) {
-      printSchedule(ctx, await ctx.client().schedules.resume(idArgument(ctx)));
-      return 0;
-    },
-  },
+  show: scheduleCommand('show', 'show one schedule with its next and recent runs', (c, id) => c.get(id)),
+  pause: scheduleCommand('pause', 'stop making runs until resumed', (c, id) => c.pause(id)),
+  resume: scheduleCommand('resume', 'make runs again', (c, id) => c.resume(id)),
   trigger: {
     summary: 'one run now, beside the schedule’s own',
     usage: 'punctual schedules trigger ID',

@@ -105,6 +105,19 @@ function keyed<T>(data: T, idempotencyKey: string, response: Response): Keyed<T>
   return { ...data, idempotencyKey, replayed: response.headers.get('idempotent-replayed') === 'true' };
 }
 
+/**
+ * A request made safe to retry by its Idempotency-Key: the caller's, or one generated here and
+ * handed back with the answer, so a retry can send the same key.
+ */
+async function sendKeyed<T>(
+  options: KeyedOptions,
+  send: (key: string, init: { signal?: AbortSignal }) => Promise<Result<T>>,
+): Promise<Keyed<T>> {
+  const key = options.idempotencyKey ?? newKey();
+  const result = await send(key, options.signal === undefined ? {} : { signal: options.signal });
+  return keyed(await unwrap(result), key, result.response);
+}
+
 function instant(value: string | Date): string {
   return typeof value === 'string' ? value : value.toISOString();
 }
@@ -127,13 +140,9 @@ export class ServiceCalls {
 
   /** Submits a call; safe to retry with the same `idempotencyKey` (one is generated otherwise). */
   async submit(body: SubmitBody, options: KeyedOptions = {}): Promise<Keyed<SubmitAnswer>> {
-    const key = options.idempotencyKey ?? newKey();
-    const result = await this.api.POST('/v1/service-calls', {
-      body,
-      params: { header: { 'Idempotency-Key': key } },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return keyed(await unwrap<SubmitAnswer>(result), key, result.response);
+    return sendKeyed<SubmitAnswer>(options, (key, init) =>
+      this.api.POST('/v1/service-calls', { body, params: { header: { 'Idempotency-Key': key } }, ...init }),
+    );
   }
 
   async get(id: string, options: { signal?: AbortSignal } = {}): Promise<ServiceCall> {
@@ -165,13 +174,13 @@ export class ServiceCalls {
 
   /** Runs a finished call again as a new one; keyed like `submit`. */
   async replay(id: string, body: ReplayBody = {}, options: KeyedOptions = {}): Promise<Keyed<ReplayAnswer>> {
-    const key = options.idempotencyKey ?? newKey();
-    const result = await this.api.POST('/v1/service-calls/{id}/replay', {
-      params: { path: { id }, header: { 'Idempotency-Key': key } },
-      body,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return keyed(await unwrap<ReplayAnswer>(result), key, result.response);
+    return sendKeyed<ReplayAnswer>(options, (key, init) =>
+      this.api.POST('/v1/service-calls/{id}/replay', {
+        params: { path: { id }, header: { 'Idempotency-Key': key } },
+        body,
+        ...init,
+      }),
+    );
   }
 
   async bulkCancel(body: BulkBody): Promise<BulkAnswer> {
@@ -231,13 +240,9 @@ export class Schedules {
 
   /** Creates a schedule; safe to retry with the same `idempotencyKey` (one is generated otherwise). */
   async create(body: ScheduleCreateBody, options: KeyedOptions = {}): Promise<Keyed<Schedule>> {
-    const key = options.idempotencyKey ?? newKey();
-    const result = await this.api.POST('/v1/schedules', {
-      body,
-      params: { header: { 'Idempotency-Key': key } },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return keyed(await unwrap<Schedule>(result), key, result.response);
+    return sendKeyed<Schedule>(options, (key, init) =>
+      this.api.POST('/v1/schedules', { body, params: { header: { 'Idempotency-Key': key } }, ...init }),
+    );
   }
 
   async get(id: string, options: { signal?: AbortSignal } = {}): Promise<Schedule> {
