@@ -334,7 +334,7 @@ export function markdown(r: Report): string {
   const fl = P(n.flowLimited);
   if (fl !== undefined) {
     L.push(
-      `| **flow limit** ${o.flowRate}/s burst 1, ${o.flowCalls} calls due at once: achieved calls/s · ÷ limit · the same calls without a key (the engine's pace) · missed / early / repeated | ${fmt(fl.executedPerSecond)} · ${fmtRatio(ratio(fl.executedPerSecond, o.flowRate))} · ${fmt(fn?.executedPerSecond)} · ${fl.missed ?? '–'} / ${fl.early ?? '–'} / ${fl.repeated ?? '–'} | | |`,
+      `| **flow limit** ${o.flowRate}/s burst 1, ${o.flowCalls} calls due at once: achieved calls/s · ÷ limit · the same calls without a key (the engine's pace) · achieved ÷ the lower of limit and pace · missed / early / repeated | ${fmt(fl.executedPerSecond)} · ${fmtRatio(ratio(fl.executedPerSecond, o.flowRate))} · ${fmt(fn?.executedPerSecond)} · ${fmtRatio(ratio(fl.executedPerSecond, Math.min(o.flowRate, fn?.executedPerSecond ?? Number.POSITIVE_INFINITY)))} · ${fl.missed ?? '–'} / ${fl.early ?? '–'} / ${fl.repeated ?? '–'} | | |`,
     );
     L.push(
       `| calls without a key submitted due now at ${fa?.rate ?? '–'}/s, submit → hit p50 / p99 (ms): alone · beside the ${o.flowCalls} without a key · beside the limited ones; extra p99 beside the limited ones | ${[fa, fn, fl].map((x) => `${fmt(x?.pickup?.p50)} / ${fmt(x?.pickup?.p99)}`).join(' · ')}; ${fmt((fl.pickup?.p99 ?? Number.NaN) - (fa?.pickup?.p99 ?? Number.NaN))} | | |`,
