@@ -2,7 +2,7 @@ import type { Punctual, ServiceCall } from '@punctual/client';
 import { useState } from 'preact/hooks';
 import { NotFound, useDetail } from './detail';
 import { fromLocalInput, localTime, ms, toLocalInput, utcTime, zoneName } from './format';
-import { callHref, scheduleHref, usePolling } from './router';
+import { callHref, flowLimitHref, scheduleHref, usePolling } from './router';
 import { describeError } from './session';
 import { Alert, Notice, StatusBadge } from './status';
 
@@ -33,11 +33,32 @@ function Attempts({ call }: { call: ServiceCall }) {
         <li key={a.attempt} class={a.statusCode !== null && a.statusCode < 300 ? 'ok' : 'failed'}>
           <strong>Attempt {a.attempt}</strong> <time dateTime={a.startedAt}>{localTime(a.startedAt)}</time> ·{' '}
           <span>{a.statusCode === null ? 'no answer' : `HTTP ${a.statusCode}`}</span> · <span>{ms(a.latencyMs)}</span>
+          {a.throttledMs !== undefined && (
+            <>
+              {' '}
+              · <span class="throttled">held back {ms(a.throttledMs)} by flow limits</span>
+            </>
+          )}
           {a.error !== null && <p class="error-text">{a.error}</p>}
           <Snippet attempt={a} />
         </li>
       ))}
     </ol>
+  );
+}
+
+/** Keys, each linking to its flow limit's page. */
+function FlowKeyLinks({ keys, label }: { keys: readonly string[]; label: string }) {
+  return (
+    <ul class="inline-list" aria-label={label}>
+      {keys.map((k) => (
+        <li key={k}>
+          <a href={flowLimitHref(k)} class="mono">
+            {k}
+          </a>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -207,6 +228,22 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
         <dd>{(call.retry?.maxAttempts ?? 1) === 1 ? '1 attempt' : `up to ${call.retry?.maxAttempts} attempts`}</dd>
         <dt>Timeout</dt>
         <dd>{ms(call.timeoutMs)}</dd>
+        {call.flowKeys !== undefined && call.flowKeys.length > 0 && (
+          <>
+            <dt>Flow keys</dt>
+            <dd>
+              <FlowKeyLinks keys={call.flowKeys} label="Flow keys" />
+            </dd>
+          </>
+        )}
+        {call.waitingFor !== undefined && call.waitingFor.length > 0 && (
+          <>
+            <dt>Waiting for</dt>
+            <dd data-testid="waiting-for">
+              <FlowKeyLinks keys={call.waitingFor} label="Waiting for" />
+            </dd>
+          </>
+        )}
         {call.scheduleId != null && (
           <>
             <dt>Schedule</dt>

@@ -54,10 +54,15 @@ async function openForm(): Promise<void> {
 }
 
 describe('console: schedules', () => {
-  test('sign in; Schedules sits in the navigation beside Calls and Signing secrets', async () => {
+  test('sign in; Schedules sits in the navigation beside Calls, Flow limits and Signing secrets', async () => {
     await signIn(t);
     const nav = page.getByRole('navigation', { name: 'Main' });
-    assert.deepEqual(await nav.getByRole('link').allInnerTexts(), ['Calls', 'Schedules', 'Signing secrets']);
+    assert.deepEqual(await nav.getByRole('link').allInnerTexts(), [
+      'Calls',
+      'Schedules',
+      'Flow limits',
+      'Signing secrets',
+    ]);
     await nav.getByRole('link', { name: 'Schedules' }).click();
     await page.getByRole('heading', { name: 'Schedules', level: 1 }).waitFor(WAIT);
     assert.equal(await nav.getByRole('link', { name: 'Schedules' }).getAttribute('aria-current'), 'page');
