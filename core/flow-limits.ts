@@ -26,11 +26,15 @@ export interface FlowLimit extends FlowLimitSpec {
   updatedAt: string;
 }
 
-export interface FlowLimitDetail extends FlowLimit {
+/** A limit with its live counts, as the list shows it. */
+export interface FlowLimitSummary extends FlowLimit {
   /** Attempts holding a live lease of this key now. */
   inFlight: number;
   /** Calls waiting for this key now. */
   waiting: number;
+}
+
+export interface FlowLimitDetail extends FlowLimitSummary {
   /** The oldest waiting calls (by dueAt), at most WAITING_SHOWN. */
   waitingCalls: { id: string; dueAt: string; since: string }[];
 }
@@ -484,9 +488,19 @@ export async function putFlowLimit(db: Db, tenantId: string, key: string, spec: 
   return limitOf(row);
 }
 
-export async function listFlowLimits(db: Db, tenantId: string): Promise<FlowLimit[]> {
-  const rows = await db.select().from(flowLimits).where(eq(flowLimits.tenantId, tenantId)).orderBy(asc(flowLimits.key));
-  return rows.map(limitOf);
+/** The live rows of a limit's leases or waiters, counted beside it in one statement. */
+function liveCount(t: typeof flowLeases | typeof flowWaiting) {
+  return sql<number>`(select count(*) from ${t} where ${t.tenantId} = ${flowLimits.tenantId}
+    and ${t.key} = ${flowLimits.key} and ${t.expiresAt} > clock_timestamp())::int`;
+}
+
+export async function listFlowLimits(db: Db, tenantId: string): Promise<FlowLimitSummary[]> {
+  const rows = await db
+    .select({ limit: flowLimits, inFlight: liveCount(flowLeases), waiting: liveCount(flowWaiting) })
+    .from(flowLimits)
+    .where(eq(flowLimits.tenantId, tenantId))
+    .orderBy(asc(flowLimits.key));
+  return rows.map((r) => ({ ...limitOf(r.limit), inFlight: r.inFlight, waiting: r.waiting }));
 }
 
 export async function getFlowLimit(db: Db, tenantId: string, key: string): Promise<FlowLimitDetail | undefined> {

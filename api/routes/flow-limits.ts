@@ -68,14 +68,25 @@ const limitSchema = {
   properties: limitProperties,
 } as const;
 
+const countProperties = {
+  inFlight: { type: 'integer', description: 'Attempts holding a place of this limit now.' },
+  waiting: { type: 'integer', description: 'Calls waiting for this limit now.' },
+} as const;
+
+const limitSummarySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...limitRequired, 'inFlight', 'waiting'],
+  properties: { ...limitProperties, ...countProperties },
+} as const;
+
 const limitDetailSchema = {
   type: 'object',
   additionalProperties: false,
   required: [...limitRequired, 'inFlight', 'waiting', 'waitingCalls'],
   properties: {
     ...limitProperties,
-    inFlight: { type: 'integer', description: 'Attempts holding a place of this limit now.' },
-    waiting: { type: 'integer', description: 'Calls waiting for this limit now.' },
+    ...countProperties,
     waitingCalls: {
       type: 'array',
       description: `The waiting calls admitted next (oldest dueAt first), at most ${WAITING_SHOWN}.`,
@@ -158,8 +169,8 @@ export async function flowLimitRoutes(instance: FastifyInstance, deps: AppDeps):
             type: 'object',
             additionalProperties: false,
             required: ['items'],
-            properties: { items: { type: 'array', items: limitSchema } },
-            examples: [{ items: [limitExample] }],
+            properties: { items: { type: 'array', items: limitSummarySchema } },
+            examples: [{ items: [{ ...limitExample, inFlight: 2, waiting: 1 }] }],
           },
           ...errors,
         },

@@ -1,8 +1,9 @@
 import type { Punctual, ServiceCall } from '@punctual/client';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
+import { NotFound, useDetail } from './detail';
 import { fromLocalInput, localTime, ms, toLocalInput, utcTime, zoneName } from './format';
-import { callHref, scheduleHref, usePolling } from './router';
-import { describeError, isStatus } from './session';
+import { callHref, flowLimitHref, scheduleHref, usePolling } from './router';
+import { describeError } from './session';
 import { Alert, Notice, StatusBadge } from './status';
 
 const REFRESH_MS = 1_000;
@@ -32,11 +33,32 @@ function Attempts({ call }: { call: ServiceCall }) {
         <li key={a.attempt} class={a.statusCode !== null && a.statusCode < 300 ? 'ok' : 'failed'}>
           <strong>Attempt {a.attempt}</strong> <time dateTime={a.startedAt}>{localTime(a.startedAt)}</time> ·{' '}
           <span>{a.statusCode === null ? 'no answer' : `HTTP ${a.statusCode}`}</span> · <span>{ms(a.latencyMs)}</span>
+          {a.throttledMs !== undefined && (
+            <>
+              {' '}
+              · <span class="throttled">held back {ms(a.throttledMs)} by flow limits</span>
+            </>
+          )}
           {a.error !== null && <p class="error-text">{a.error}</p>}
           <Snippet attempt={a} />
         </li>
       ))}
     </ol>
+  );
+}
+
+/** Keys, each linking to its flow limit's page. */
+function FlowKeyLinks({ keys, label }: { keys: readonly string[]; label: string }) {
+  return (
+    <ul class="inline-list" aria-label={label}>
+      {keys.map((k) => (
+        <li key={k}>
+          <a href={flowLimitHref(k)} class="mono">
+            {k}
+          </a>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -112,25 +134,14 @@ interface Props {
 }
 
 export function CallPage({ client, id, onUnauthorized }: Props) {
-  const [call, setCall] = useState<ServiceCall | null>(null);
-  const [missing, setMissing] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const {
+    value: call,
+    setValue: setCall,
+    missing,
+    error,
+    load,
+  } = useDetail(() => client.calls.get(id), onUnauthorized);
   const [notice, setNotice] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setCall(await client.calls.get(id));
-      setError(null);
-    } catch (err) {
-      if (isStatus(err, 401)) return onUnauthorized();
-      // Another tenant's call is a 404 like an unknown one; a malformed id is a 400: both "not found".
-      if (isStatus(err, 404, 400)) return setMissing(true);
-      setError(describeError(err));
-    }
-  }, [client, id, onUnauthorized]);
-  useEffect(() => {
-    void load();
-  }, [load]);
   const pending =
     call !== null && (call.status === 'Scheduled' || call.status === 'Running' || call.callback?.status === 'Pending');
   usePolling(pending, REFRESH_MS, () => void load());
@@ -145,17 +156,7 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
     }
   };
 
-  if (missing) {
-    return (
-      <section>
-        <h1>Call not found</h1>
-        <p role="alert">No call with id {id} for this API key.</p>
-        <p>
-          <a href="#/calls">Back to the calls</a>
-        </p>
-      </section>
-    );
-  }
+  if (missing) return <NotFound what="call" by="id" id={id} back={{ href: '#/calls', text: 'Back to the calls' }} />;
   if (call === null) return <p>{error ?? 'Loading…'}</p>;
   const finished = call.status === 'Succeeded' || call.status === 'Failed' || call.status === 'Cancelled';
   const headers = Object.entries(call.request.headers);
@@ -227,6 +228,22 @@ export function CallPage({ client, id, onUnauthorized }: Props) {
         <dd>{(call.retry?.maxAttempts ?? 1) === 1 ? '1 attempt' : `up to ${call.retry?.maxAttempts} attempts`}</dd>
         <dt>Timeout</dt>
         <dd>{ms(call.timeoutMs)}</dd>
+        {call.flowKeys !== undefined && call.flowKeys.length > 0 && (
+          <>
+            <dt>Flow keys</dt>
+            <dd>
+              <FlowKeyLinks keys={call.flowKeys} label="Flow keys" />
+            </dd>
+          </>
+        )}
+        {call.waitingFor !== undefined && call.waitingFor.length > 0 && (
+          <>
+            <dt>Waiting for</dt>
+            <dd data-testid="waiting-for">
+              <FlowKeyLinks keys={call.waitingFor} label="Waiting for" />
+            </dd>
+          </>
+        )}
         {call.scheduleId != null && (
           <>
             <dt>Schedule</dt>

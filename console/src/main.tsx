@@ -3,6 +3,8 @@ import { render } from 'preact';
 import { useState } from 'preact/hooks';
 import { CallPage } from './call';
 import { CallsPage } from './calls';
+import { FlowLimitPage } from './flow-limit';
+import { FlowLimitsPage } from './flow-limits';
 import { SchedulePage } from './schedule';
 import { SchedulesPage } from './schedules';
 import { useRoute } from './router';
@@ -76,6 +78,12 @@ function App() {
           >
             Schedules
           </a>
+          <a
+            href="#/flow-limits"
+            aria-current={route.page === 'flow-limits' || route.page === 'flow-limit' ? 'page' : undefined}
+          >
+            Flow limits
+          </a>
           <a href="#/secrets" aria-current={route.page === 'secrets' ? 'page' : undefined}>
             Signing secrets
           </a>
@@ -92,6 +100,10 @@ function App() {
         {route.page === 'schedules' && <SchedulesPage client={client} onUnauthorized={out} />}
         {route.page === 'schedule' && (
           <SchedulePage key={route.id} client={client} id={route.id} onUnauthorized={out} />
+        )}
+        {route.page === 'flow-limits' && <FlowLimitsPage client={client} onUnauthorized={out} />}
+        {route.page === 'flow-limit' && (
+          <FlowLimitPage key={route.key} client={client} flowKey={route.key} onUnauthorized={out} />
         )}
         {route.page === 'secrets' && <SecretsPage client={client} onUnauthorized={out} />}
       </main>

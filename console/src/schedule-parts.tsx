@@ -1,5 +1,6 @@
 import type { Punctual, Schedule, TriggerAnswer } from '@punctual/client';
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
+import { ConfirmDelete } from './confirm';
 import { localTime, utcTime } from './format';
 import { callHref } from './router';
 import { describeError } from './session';
@@ -79,22 +80,9 @@ interface ActionsProps {
   onOutcome: (outcome: Outcome) => void;
 }
 
-/**
- * Pause or resume (by status), run now, and delete behind a confirm step in place (no dialog):
- * the confirm button takes the focus, Escape or "Keep" puts it back on "Delete".
- */
+/** Pause or resume (by status), run now, and delete behind a confirm step in place. */
 export function ScheduleActions({ client, schedule, onOutcome }: ActionsProps) {
-  const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState(false);
-  const confirmRef = useRef<HTMLButtonElement>(null);
-  const deleteRef = useRef<HTMLButtonElement>(null);
-  const refocus = useRef(false);
-  // Moved as soon as the buttons are in the page, before it paints.
-  useLayoutEffect(() => {
-    if (confirming) confirmRef.current?.focus();
-    else if (refocus.current) deleteRef.current?.focus();
-    refocus.current = false;
-  }, [confirming]);
 
   // Busy buttons are aria-disabled, not disabled: a disabled button would drop the focus.
   const run = async (work: () => Promise<Outcome>) => {
@@ -108,39 +96,9 @@ export function ScheduleActions({ client, schedule, onOutcome }: ActionsProps) {
       setBusy(false);
     }
   };
-  const keep = () => {
-    refocus.current = true;
-    setConfirming(false);
-  };
   const short = schedule.id.slice(0, 8);
   const paused = schedule.status === 'Paused';
 
-  if (confirming) {
-    return (
-      <span class="confirm" role="group" aria-label={`Delete schedule ${schedule.id}?`}>
-        <span>Delete this schedule? Calls it already made go on.</span>
-        <button
-          type="button"
-          ref={confirmRef}
-          class="danger"
-          aria-disabled={busy}
-          aria-label={`Confirm delete of schedule ${schedule.id}`}
-          onKeyDown={(e) => e.key === 'Escape' && keep()}
-          onClick={() =>
-            void run(async () => {
-              await client.schedules.delete(schedule.id);
-              return { kind: 'deleted', id: schedule.id };
-            })
-          }
-        >
-          Confirm delete
-        </button>
-        <button type="button" class="secondary" onClick={keep}>
-          Keep
-        </button>
-      </span>
-    );
-  }
   return (
     <span class="row-actions">
       {schedule.status !== 'Ended' && (
@@ -172,16 +130,17 @@ export function ScheduleActions({ client, schedule, onOutcome }: ActionsProps) {
       >
         Run now
       </button>
-      <button
-        type="button"
-        class="secondary"
-        ref={deleteRef}
-        aria-disabled={busy}
-        aria-label={`Delete schedule ${schedule.id}`}
-        onClick={() => setConfirming(true)}
-      >
-        Delete
-      </button>
+      <ConfirmDelete
+        what={`schedule ${schedule.id}`}
+        question="Delete this schedule? Calls it already made go on."
+        busy={busy}
+        onConfirm={() =>
+          void run(async () => {
+            await client.schedules.delete(schedule.id);
+            return { kind: 'deleted', id: schedule.id };
+          })
+        }
+      />
     </span>
   );
 }

@@ -1,9 +1,9 @@
-import type { Punctual, Schedule } from '@punctual/client';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import type { Punctual } from '@punctual/client';
+import { useState } from 'preact/hooks';
+import { NotFound, useDetail } from './detail';
 import { localTime, ms } from './format';
 import { callHref, scheduleCallsHref, usePolling } from './router';
 import { Instant, OutcomeNotice, ScheduleActions, specText, type Outcome } from './schedule-parts';
-import { describeError, isStatus } from './session';
 import { Alert, StatusBadge } from './status';
 
 // Runs happen by themselves: the page follows them (and the next runs Temporal computes).
@@ -20,25 +20,8 @@ interface Props {
 }
 
 export function SchedulePage({ client, id, onUnauthorized }: Props) {
-  const [schedule, setSchedule] = useState<Schedule | null>(null);
-  const [missing, setMissing] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { value: schedule, missing, error, load } = useDetail(() => client.schedules.get(id), onUnauthorized);
   const [outcome, setOutcome] = useState<Outcome | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setSchedule(await client.schedules.get(id));
-      setError(null);
-    } catch (err) {
-      if (isStatus(err, 401)) return onUnauthorized();
-      // Another tenant's schedule is a 404 like an unknown one; a malformed id is a 400: both "not found".
-      if (isStatus(err, 404, 400)) return setMissing(true);
-      setError(describeError(err));
-    }
-  }, [client, id, onUnauthorized]);
-  useEffect(() => {
-    void load();
-  }, [load]);
   usePolling(schedule !== null && !missing, REFRESH_MS, () => void load());
 
   const onOutcome = (next: Outcome) => {
@@ -51,15 +34,7 @@ export function SchedulePage({ client, id, onUnauthorized }: Props) {
   };
 
   if (missing) {
-    return (
-      <section>
-        <h1>Schedule not found</h1>
-        <p role="alert">No schedule with id {id} for this API key.</p>
-        <p>
-          <a href="#/schedules">Back to the schedules</a>
-        </p>
-      </section>
-    );
+    return <NotFound what="schedule" by="id" id={id} back={{ href: '#/schedules', text: 'Back to the schedules' }} />;
   }
   if (schedule === null) return <p>{error ?? 'Loading…'}</p>;
   const headers = Object.entries(schedule.request.headers);

@@ -61,11 +61,17 @@ describe('PUT/GET/DELETE /v1/flow-limits/{key}', () => {
     const list = await call(env, 'GET', '/v1/flow-limits');
     assert.equal(list.status, 200);
     assert.deepEqual(
-      (list.body.items as Json[]).map((l) => [String(l.key), l.burst as number | null]),
+      (list.body.items as Json[]).map((l) => [
+        String(l.key),
+        l.burst as number | null,
+        Number(l.inFlight),
+        Number(l.waiting),
+      ]),
       [
-        ['a.b_c-d', 5],
-        ['customer:42', null],
+        ['a.b_c-d', 5, 0, 0],
+        ['customer:42', null, 0, 0],
       ],
+      'listed by key, with their counts',
     );
 
     const del = await call(env, 'DELETE', '/v1/flow-limits/customer:42');

@@ -230,7 +230,10 @@ describe('@punctual/client', () => {
       'one call in flight and one waiting',
       async () => {
         const limit = await client.flowLimits.get(key);
-        return limit.inFlight === 1 && limit.waiting === 1 ? limit : undefined;
+        const listed = (await client.flowLimits.list()).find((l) => l.key === key);
+        return limit.inFlight === 1 && limit.waiting === 1 && listed?.inFlight === 1 && listed.waiting === 1
+          ? limit
+          : undefined;
       },
       20_000,
       50,

@@ -1,51 +1,33 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Punctual } from '@punctual/client';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright';
+import type { BrowserContext, Page } from 'playwright';
 import { CONSOLE_CSP } from '../../api/routes/console';
-import { apiUrl, clientFor } from '../clients/support';
-import { createTestEnv, type TestEnv } from '../support/env';
+import { clientFor } from '../clients/support';
+import type { TestEnv } from '../support/env';
 import { eventually } from '../support/net';
+import { noHorizontalScroll, startConsoleTest, WAIT, ZONE, type ConsoleTest } from './support';
 
 /**
- * The console in a real Chromium (Debian's package; Playwright's own download cannot reach its
- * host here) against the real service: API, worker and relay on the real PostgreSQL and Temporal.
+ * The console in a real Chromium against the real service (./support.ts sets both up).
  * Everything is done as a person would: by accessible names, with the keyboard where it matters,
  * in a browser whose zone is not UTC.
  */
 
-const CHROMIUM = process.env.PUNCTUAL_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ZONE = 'America/New_York';
-const WAIT = { timeout: 30_000 };
-
+let t: ConsoleTest;
 let env: TestEnv;
-let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let a: Punctual;
 let base: string;
-const cspViolations: string[] = [];
 
 before(async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set PUNCTUAL_TEST_CHROMIUM`,
-  );
-  env = await createTestEnv();
-  a = clientFor(env);
-  base = apiUrl(env);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  context = await browser.newContext({ timezoneId: ZONE, viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on('console', (message) => {
-    if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-  });
+  t = await startConsoleTest();
+  ({ env, context, page, a, base } = t);
 });
 
 after(async () => {
-  await browser?.close();
-  await env?.close();
+  await t?.close();
 });
 
 function row(id: string) {
@@ -58,13 +40,6 @@ async function submit(path: string, dueInMs = 0, tags: string[] = []) {
     dueAt: new Date(Date.now() + dueInMs).toISOString(),
     tags,
   });
-}
-
-async function noHorizontalScroll(): Promise<void> {
-  const [scroll, width] = await page.evaluate<[number, number]>(
-    '[document.documentElement.scrollWidth, window.innerWidth]',
-  );
-  assert.ok(scroll <= width, `page is ${scroll} px wide in a ${width} px window`);
 }
 
 describe('console', () => {
@@ -243,10 +218,10 @@ describe('console', () => {
       await page.setViewportSize(viewport);
       await page.goto(`${base}/console/#/calls`);
       await row(call.id).waitFor(WAIT);
-      await noHorizontalScroll();
+      await noHorizontalScroll(page);
       await page.goto(`${base}/console/#/calls/${call.id}`);
       await page.getByRole('list', { name: 'Attempts' }).waitFor(WAIT);
-      await noHorizontalScroll();
+      await noHorizontalScroll(page);
     }
   });
 
@@ -256,6 +231,6 @@ describe('console', () => {
     assert.equal(await page.evaluate<string | null>("sessionStorage.getItem('punctual.apiKey')"), null);
     await page.reload();
     await page.getByLabel('API key').waitFor(WAIT);
-    assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violation on any page');
+    assert.deepEqual(t.cspViolations, [], 'no Content-Security-Policy violation on any page');
   });
 });

@@ -1,53 +1,35 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { PunctualError, type Punctual } from '@punctual/client';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright';
-import { apiUrl, clientFor } from '../clients/support';
-import { createTestEnv, type TestEnv } from '../support/env';
+import type { Page } from 'playwright';
+import { clientFor } from '../clients/support';
+import type { TestEnv } from '../support/env';
 import { eventually } from '../support/net';
+import { focusedLabel, noHorizontalScroll, signIn, startConsoleTest, WAIT, ZONE, type ConsoleTest } from './support';
 
 /**
- * The console's Schedules pages in a real Chromium against the real service, set up as
- * console.int.test.ts is (Debian's Chromium, the America/New_York zone, api, worker and relay on
- * the real PostgreSQL and Temporal), and driven by accessible names as a person would.
+ * The console's Schedules pages in a real Chromium against the real service (./support.ts sets
+ * both up), driven by accessible names as a person would.
  */
 
-const CHROMIUM = process.env.PUNCTUAL_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ZONE = 'America/New_York';
-const WAIT = { timeout: 30_000 };
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 
+let t: ConsoleTest;
 let env: TestEnv;
-let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let a: Punctual;
 let base: string;
-const cspViolations: string[] = [];
 /** The schedule the form creates; the tests after the create act on it in turn. */
 let scheduleId = '';
 let runId = '';
 
 before(async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set PUNCTUAL_TEST_CHROMIUM`,
-  );
-  env = await createTestEnv();
-  a = clientFor(env);
-  base = apiUrl(env);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  context = await browser.newContext({ timezoneId: ZONE, viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on('console', (message) => {
-    if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-  });
+  t = await startConsoleTest();
+  ({ env, page, a, base } = t);
 });
 
 after(async () => {
-  await browser?.close();
-  await env?.close();
+  await t?.close();
 });
 
 function row(id: string) {
@@ -64,10 +46,6 @@ async function newYork(iso: string): Promise<string> {
 
 const utc = (iso: string) => new Date(iso).toISOString().replace('.000Z', 'Z');
 
-async function focusedLabel(): Promise<string | null> {
-  return page.evaluate<string | null>("document.activeElement?.getAttribute('aria-label') ?? null");
-}
-
 async function openForm(): Promise<void> {
   const toggle = page.getByRole('button', { name: 'New schedule' });
   await toggle.waitFor(WAIT);
@@ -75,21 +53,16 @@ async function openForm(): Promise<void> {
   await page.getByRole('form', { name: 'New schedule' }).waitFor(WAIT);
 }
 
-async function noHorizontalScroll(): Promise<void> {
-  const [scroll, width] = await page.evaluate<[number, number]>(
-    '[document.documentElement.scrollWidth, window.innerWidth]',
-  );
-  assert.ok(scroll <= width, `page is ${scroll} px wide in a ${width} px window`);
-}
-
 describe('console: schedules', () => {
-  test('sign in; Schedules sits in the navigation beside Calls and Signing secrets', async () => {
-    await page.goto(`${base}/console/`);
-    await page.getByLabel('API key').fill(env.tenants.a.key);
-    await page.keyboard.press('Enter');
-    await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor(WAIT);
+  test('sign in; Schedules sits in the navigation beside Calls, Flow limits and Signing secrets', async () => {
+    await signIn(t);
     const nav = page.getByRole('navigation', { name: 'Main' });
-    assert.deepEqual(await nav.getByRole('link').allInnerTexts(), ['Calls', 'Schedules', 'Signing secrets']);
+    assert.deepEqual(await nav.getByRole('link').allInnerTexts(), [
+      'Calls',
+      'Schedules',
+      'Flow limits',
+      'Signing secrets',
+    ]);
     await nav.getByRole('link', { name: 'Schedules' }).click();
     await page.getByRole('heading', { name: 'Schedules', level: 1 }).waitFor(WAIT);
     assert.equal(await nav.getByRole('link', { name: 'Schedules' }).getAttribute('aria-current'), 'page');
@@ -214,7 +187,7 @@ describe('console: schedules', () => {
     assert.equal(await row(scheduleId).locator('td.next-run').innerText(), 'none');
     // The same button, now Resume, keeps the focus: Enter again resumes.
     await eventually('the focus on Resume', async () =>
-      (await focusedLabel()) === `Resume schedule ${scheduleId}` ? true : undefined,
+      (await focusedLabel(page)) === `Resume schedule ${scheduleId}` ? true : undefined,
     );
     await page.keyboard.press('Enter');
     await row(scheduleId).locator('.badge', { hasText: 'Active' }).waitFor(WAIT);
@@ -237,12 +210,12 @@ describe('console: schedules', () => {
     const confirm = page.getByRole('button', { name: `Confirm delete of schedule ${scheduleId}` });
     await confirm.waitFor(WAIT);
     await eventually('the focus on Confirm delete', async () =>
-      (await focusedLabel()) === `Confirm delete of schedule ${scheduleId}` ? true : undefined,
+      (await focusedLabel(page)) === `Confirm delete of schedule ${scheduleId}` ? true : undefined,
     );
     await page.keyboard.press('Escape');
     await page.getByRole('button', { name: `Delete schedule ${scheduleId}` }).waitFor(WAIT);
     await eventually('the focus back on Delete', async () =>
-      (await focusedLabel()) === `Delete schedule ${scheduleId}` ? true : undefined,
+      (await focusedLabel(page)) === `Delete schedule ${scheduleId}` ? true : undefined,
     );
     assert.equal((await a.schedules.get(scheduleId)).id, scheduleId, 'Escape deleted nothing');
 
@@ -309,11 +282,11 @@ describe('console: schedules', () => {
       await row(schedule.id).waitFor(WAIT);
       assert.equal(await row(schedule.id).locator('td.spec').innerText(), 'cron 30 9 * * 1-5 (Europe/Paris)');
       await openForm();
-      await noHorizontalScroll();
+      await noHorizontalScroll(page);
       await page.goto(`${base}/console/#/schedules/${schedule.id}`);
       await page.getByRole('list', { name: 'Next runs' }).waitFor(WAIT);
-      await noHorizontalScroll();
+      await noHorizontalScroll(page);
     }
-    assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violation on any page');
+    assert.deepEqual(t.cspViolations, [], 'no Content-Security-Policy violation on any page');
   });
 });

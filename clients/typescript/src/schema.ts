@@ -5891,7 +5891,9 @@ export interface operations {
                      *           "burst": 10,
                      *           "concurrency": 2,
                      *           "createdAt": "2030-01-01T09:00:00.000Z",
-                     *           "updatedAt": "2030-01-01T09:00:00.000Z"
+                     *           "updatedAt": "2030-01-01T09:00:00.000Z",
+                     *           "inFlight": 2,
+                     *           "waiting": 1
                      *         }
                      *       ]
                      *     }
@@ -5909,6 +5911,10 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /** @description Attempts holding a place of this limit now. */
+                            inFlight: number;
+                            /** @description Calls waiting for this limit now. */
+                            waiting: number;
                         }[];
                     };
                 };
