@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import { flowLeases, flowLimits, flowWaiting, type FlowLimitRow } from '../drizzle/schema';
 import type { Db } from './db';
 
@@ -494,41 +494,39 @@ function liveCount(t: typeof flowLeases | typeof flowWaiting) {
     and ${t.key} = ${flowLimits.key} and ${t.expiresAt} > clock_timestamp())::int`;
 }
 
-export async function listFlowLimits(db: Db, tenantId: string): Promise<FlowLimitSummary[]> {
-  const rows = await db
+/** Limits with their live counts, in one statement. */
+function limitsWithCounts(db: Db, where: SQL | undefined) {
+  return db
     .select({ limit: flowLimits, inFlight: liveCount(flowLeases), waiting: liveCount(flowWaiting) })
     .from(flowLimits)
-    .where(eq(flowLimits.tenantId, tenantId))
+    .where(where)
     .orderBy(asc(flowLimits.key));
+}
+
+export async function listFlowLimits(db: Db, tenantId: string): Promise<FlowLimitSummary[]> {
+  const rows = await limitsWithCounts(db, eq(flowLimits.tenantId, tenantId));
   return rows.map((r) => ({ ...limitOf(r.limit), inFlight: r.inFlight, waiting: r.waiting }));
 }
 
 export async function getFlowLimit(db: Db, tenantId: string, key: string): Promise<FlowLimitDetail | undefined> {
-  const [row] = await db
-    .select()
-    .from(flowLimits)
-    .where(and(eq(flowLimits.tenantId, tenantId), eq(flowLimits.key, key)));
+  const [row] = await limitsWithCounts(db, and(eq(flowLimits.tenantId, tenantId), eq(flowLimits.key, key)));
   if (row === undefined) return undefined;
-  const live = (t: typeof flowLeases | typeof flowWaiting) =>
-    and(eq(t.tenantId, tenantId), eq(t.key, key), gt(t.expiresAt, sql`clock_timestamp()`));
-  const [leases] = await db
-    .select({ n: sql<number>`count(*)::int` })
-    .from(flowLeases)
-    .where(live(flowLeases));
-  const [waiters] = await db
-    .select({ n: sql<number>`count(*)::int` })
-    .from(flowWaiting)
-    .where(live(flowWaiting));
   const oldest = await db
     .select({ id: flowWaiting.serviceCallId, dueAt: flowWaiting.dueAt, since: flowWaiting.since })
     .from(flowWaiting)
-    .where(live(flowWaiting))
+    .where(
+      and(
+        eq(flowWaiting.tenantId, tenantId),
+        eq(flowWaiting.key, key),
+        gt(flowWaiting.expiresAt, sql`clock_timestamp()`),
+      ),
+    )
     .orderBy(asc(flowWaiting.dueAt), asc(flowWaiting.serviceCallId))
     .limit(WAITING_SHOWN);
   return {
-    ...limitOf(row),
-    inFlight: leases?.n ?? 0,
-    waiting: waiters?.n ?? 0,
+    ...limitOf(row.limit),
+    inFlight: row.inFlight,
+    waiting: row.waiting,
     waitingCalls: oldest.map((w) => ({ id: w.id, dueAt: w.dueAt.toISOString(), since: w.since.toISOString() })),
   };
 }
@@ -551,12 +549,6 @@ export async function deleteFlowLimit(db: Db, tenantId: string, key: string): Pr
 export async function flowGaugeValues(
   db: Db,
 ): Promise<{ tenantId: string; key: string; inFlight: number; waiting: number }[]> {
-  const { rows } = await db.execute<{ tenant_id: string; key: string; in_flight: number; waiting: number }>(sql`
-    select l.tenant_id, l.key,
-      (select count(*) from flow_leases f where f.tenant_id = l.tenant_id and f.key = l.key
-        and f.expires_at > clock_timestamp())::int as in_flight,
-      (select count(*) from flow_waiting w where w.tenant_id = l.tenant_id and w.key = l.key
-        and w.expires_at > clock_timestamp())::int as waiting
-    from flow_limits l`);
-  return rows.map((r) => ({ tenantId: r.tenant_id, key: r.key, inFlight: r.in_flight, waiting: r.waiting }));
+  const rows = await limitsWithCounts(db, undefined);
+  return rows.map((r) => ({ tenantId: r.limit.tenantId, key: r.limit.key, inFlight: r.inFlight, waiting: r.waiting }));
 }
