@@ -221,3 +221,27 @@ export const triggerAnswerExample = {
   serviceCallId: CALL_ID,
   scheduledAt: '2029-12-02T10:15:00.000Z',
 } as const;
+
+export const FLOW_KEY_EXAMPLE = 'customer:42';
+
+export const flowLimitExample = {
+  key: FLOW_KEY_EXAMPLE,
+  ratePerSecond: 10,
+  burst: 10,
+  concurrency: 2,
+  createdAt: '2030-01-01T09:00:00.000Z',
+  updatedAt: '2030-01-01T09:00:00.000Z',
+} as const;
+
+export const flowLimitDetailExample = {
+  ...flowLimitExample,
+  inFlight: 2,
+  waiting: 1,
+  waitingCalls: [
+    {
+      id: '3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10',
+      dueAt: '2030-01-01T09:00:00.000Z',
+      since: '2030-01-01T09:00:00.012Z',
+    },
+  ],
+} as const;

@@ -8,7 +8,7 @@ import {
   schedulePageExample,
   triggerAnswerExample,
 } from './examples';
-import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, submitRouteSchema } from './schemas';
+import { authErrors, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, problemRef, submitRouteSchema } from './schemas';
 
 /**
  * Schemas of the schedule routes (ADR-0017), built as api/schemas.ts builds the call routes':
@@ -16,8 +16,6 @@ import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, submitRouteSchema } from 
  * submit body's, less `dueAt` (each run is due at its scheduled instant).
  */
 
-const problemRef = { $ref: 'Problem#' } as const;
-const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 const submitFields = submitRouteSchema.body.properties;
 
 /** The longest interval: a year and a day. */
