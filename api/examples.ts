@@ -178,6 +178,7 @@ export const scheduleCreateExample = {
   },
   tags: ['reports'],
   retry: { maxAttempts: 3 },
+  flowKeys: ['customer:42'],
   overlap: 'AllowAll',
 } as const;
 
@@ -202,6 +203,7 @@ export const scheduleExample = {
   retry: { maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
   timeoutMs: 10000,
   callback: null,
+  flowKeys: ['customer:42'],
   nextRunAts: [
     '2029-12-03T14:00:00.000Z',
     '2029-12-04T14:00:00.000Z',
