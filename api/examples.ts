@@ -178,6 +178,7 @@ export const scheduleCreateExample = {
   },
   tags: ['reports'],
   retry: { maxAttempts: 3 },
+  flowKeys: ['customer:42'],
   overlap: 'AllowAll',
 } as const;
 
@@ -202,6 +203,7 @@ export const scheduleExample = {
   retry: { maxAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60000 },
   timeoutMs: 10000,
   callback: null,
+  flowKeys: ['customer:42'],
   nextRunAts: [
     '2029-12-03T14:00:00.000Z',
     '2029-12-04T14:00:00.000Z',
@@ -220,4 +222,28 @@ export const triggerAnswerExample = {
   scheduleId: SCHEDULE_ID,
   serviceCallId: CALL_ID,
   scheduledAt: '2029-12-02T10:15:00.000Z',
+} as const;
+
+export const FLOW_KEY_EXAMPLE = 'customer:42';
+
+export const flowLimitExample = {
+  key: FLOW_KEY_EXAMPLE,
+  ratePerSecond: 10,
+  burst: 10,
+  concurrency: 2,
+  createdAt: '2030-01-01T09:00:00.000Z',
+  updatedAt: '2030-01-01T09:00:00.000Z',
+} as const;
+
+export const flowLimitDetailExample = {
+  ...flowLimitExample,
+  inFlight: 2,
+  waiting: 1,
+  waitingCalls: [
+    {
+      id: '3f6c8b52-6a1e-4b8e-9d4f-2a7c1e5b9d10',
+      dueAt: '2030-01-01T09:00:00.000Z',
+      since: '2030-01-01T09:00:00.012Z',
+    },
+  ],
 } as const;

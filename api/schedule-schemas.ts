@@ -8,7 +8,7 @@ import {
   schedulePageExample,
   triggerAnswerExample,
 } from './examples';
-import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, submitRouteSchema } from './schemas';
+import { authErrors, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, problemRef, submitRouteSchema } from './schemas';
 
 /**
  * Schemas of the schedule routes (ADR-0017), built as api/schemas.ts builds the call routes':
@@ -16,8 +16,6 @@ import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_TAGS, submitRouteSchema } from 
  * submit body's, less `dueAt` (each run is due at its scheduled instant).
  */
 
-const problemRef = { $ref: 'Problem#' } as const;
-const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 const submitFields = submitRouteSchema.body.properties;
 
 /** The longest interval: a year and a day. */
@@ -66,6 +64,7 @@ const runFields = {
   timeoutMs: submitFields.timeoutMs,
   tags: submitFields.tags,
   callback: submitFields.callback,
+  flowKeys: submitFields.flowKeys,
 } as const;
 
 const createBodySchema = {
@@ -118,6 +117,7 @@ export const scheduleViewSchema = {
     'retry',
     'timeoutMs',
     'callback',
+    'flowKeys',
     'nextRunAts',
     'recentRuns',
     'createdAt',
@@ -176,6 +176,11 @@ export const scheduleViewSchema = {
           properties: { url: { type: 'string' }, on: { type: 'array', items: { type: 'string' } } },
         },
       ],
+    },
+    flowKeys: {
+      type: 'array',
+      items: { type: 'string' },
+      description: "The flow keys every run's call obeys (ADR-0018); empty when none.",
     },
     nextRunAts: {
       type: 'array',
@@ -267,7 +272,7 @@ export const patchScheduleRouteSchema = {
   tags,
   summary: 'Change a schedule',
   description:
-    'Changes the given fields (spec, request, retry, timeoutMs, tags, callback; `null` clears `startAt`, `endAt` or `callback`); the others keep their value. Takes effect from the next run; runs already created are not changed. Giving `cron` replaces an `intervalSeconds` and the other way round.',
+    'Changes the given fields (spec, request, retry, timeoutMs, tags, callback, flowKeys; `null` clears `startAt`, `endAt` or `callback`, `[]` clears `flowKeys`); the others keep their value. Takes effect from the next run; runs already created are not changed. Giving `cron` replaces an `intervalSeconds` and the other way round.',
   params: idParams,
   body: { ...patchBodySchema, examples: [{ cron: '30 8 * * 1-5', timezone: 'Europe/Paris' }] },
   response: { 200: { ...scheduleRef, examples: [scheduleExample] }, 404: problemRef, 422: problemRef, ...authErrors },

@@ -52,7 +52,11 @@ export const problemSchema = {
   },
 } as const;
 
-const problemRef = { $ref: 'Problem#' } as const;
+/** A problem+json answer, by reference to `problemSchema`: the shape of every error response. */
+export const problemRef = { $ref: 'Problem#' } as const;
+
+/** The errors every authenticated route can answer: a bad request, no key, the tenant's rate limit, a dependency away. */
+export const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 
 export const MAX_TAGS = 20;
 
@@ -102,12 +106,15 @@ const callbackSchema = {
   },
 } as const;
 
+/** One flow key (ADR-0018), as a call names it and as `/v1/flow-limits/{key}` takes it. */
+export const flowKeySchema = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } as const;
+
 /** A call's flow keys (ADR-0018): the limits, defined at /v1/flow-limits, its attempts obey. */
-const flowKeysSchema = {
+export const flowKeysSchema = {
   type: 'array',
   maxItems: 3,
   uniqueItems: true,
-  items: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+  items: flowKeySchema,
   description:
     'Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed.',
 } as const;
@@ -358,8 +365,6 @@ const idParams = {
   required: ['id'],
   properties: { id: { type: 'string', format: 'uuid', examples: [CALL_ID] } },
 } as const;
-
-const authErrors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
 
 const locationHeader = {
   type: 'string',

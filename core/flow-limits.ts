@@ -421,22 +421,26 @@ export async function waitingFor(db: Db, tenantId: string, serviceCallId: string
 
 /**
  * The tenants that have at least one `host:` limit, cached for `ttlMs` per process, so a call
- * without flow keys costs no query on its way to the target: the set is refreshed in the
- * background once stale (one query per process per TTL, whatever the traffic), and only the
- * very first call of a process waits for it.
+ * without flow keys costs no query on its way to the target: once the set is older than the TTL,
+ * the next call waits for it to be read again (one query per process per TTL, whatever the
+ * traffic; calls asking meanwhile share that query). Not answered from the stale set while it
+ * reloads: a worker idle for longer than the TTL would send its next call unlimited, so a
+ * `host:` limit would not be sure to apply `ttlMs` after it was defined.
  */
 export function hostLimitCache(db: Db, ttlMs: number, now: () => number = Date.now) {
   let tenants: ReadonlySet<string> | undefined;
   let loadedAt = 0;
   let loading: Promise<ReadonlySet<string>> | undefined;
   const load = () => {
+    // The set is as old as the query's start: what was defined before it is in it.
+    const askedAt = now();
     loading ??= db
       .selectDistinct({ tenantId: flowLimits.tenantId })
       .from(flowLimits)
       .where(sql`${flowLimits.key} like ${`${HOST_KEY_PREFIX}%`}`)
       .then((rows) => {
         tenants = new Set(rows.map((r) => r.tenantId));
-        loadedAt = now();
+        loadedAt = askedAt;
         return tenants;
       })
       .finally(() => {
@@ -446,8 +450,7 @@ export function hostLimitCache(db: Db, ttlMs: number, now: () => number = Date.n
   };
   return {
     async has(tenantId: string): Promise<boolean> {
-      if (tenants === undefined) return (await load()).has(tenantId);
-      if (now() - loadedAt > ttlMs) load().catch(() => undefined);
+      if (tenants === undefined || now() - loadedAt > ttlMs) return (await load()).has(tenantId);
       return tenants.has(tenantId);
     },
   };

@@ -308,6 +308,7 @@ export async function submitScheduleRun(deps: Deps, req: RunRequest): Promise<Ru
       retry: run.retry,
       timeoutMs: run.timeoutMs,
       ...(run.callback === null ? {} : { callback: run.callback }),
+      ...(run.flowKeys === undefined || run.flowKeys.length === 0 ? {} : { flowKeys: run.flowKeys }),
       schedule: { id: req.scheduleId, scheduledAt },
       correlationId: history[0]?.correlationId ?? randomUUID(),
     });

@@ -33,6 +33,11 @@ export interface RunTemplate {
   retry: RetryPolicy;
   timeoutMs: number;
   callback: CallbackSpec | null;
+  /**
+   * Flow keys every run's call obeys (ADR-0018). Absent when none were given, and in templates
+   * recorded before schedules took them; an empty list (a PATCH that cleared them) means none too.
+   */
+  flowKeys?: string[];
 }
 
 export interface ScheduleCreatedData {

@@ -10,6 +10,7 @@ import { STARTER_NAME } from '../projections/workflow-starter';
 import { call, createTestEnv, type TestEnv } from './support/env';
 import { request } from 'undici';
 import { startMetricsServer } from '../bin/metrics-server';
+import { metric } from './support/metrics';
 import { eventually, freePort } from './support/net';
 
 /** Tracing one call through the logs, watching /metrics move, finding calls by search attribute. */
@@ -35,16 +36,6 @@ async function finish(id: string, tenant = env.tenants.a) {
     const r = await call(env, 'GET', `/v1/service-calls/${id}`, { tenant });
     return ['Succeeded', 'Failed'].includes(String(r.body.status)) ? r.body : undefined;
   });
-}
-
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 describe('tracing one call', () => {

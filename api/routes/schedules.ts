@@ -81,7 +81,7 @@ function checkSpec(spec: ScheduleSpec): ScheduleSpec {
 /** The run fields judged as a submit judges them (400s and 422s name the same fields). */
 function runOf(
   deps: AppDeps,
-  body: Pick<ScheduleCreateBody, 'request' | 'retry' | 'timeoutMs' | 'tags' | 'callback'>,
+  body: Pick<ScheduleCreateBody, 'request' | 'retry' | 'timeoutMs' | 'tags' | 'callback' | 'flowKeys'>,
   ctx: { tenantId: string; correlationId: string },
 ): RunInput {
   const cmd = submitCommandOf(deps, body, { ...ctx, idempotencyKey: undefined });
@@ -91,6 +91,8 @@ function runOf(
     retry: cmd.retry,
     timeoutMs: cmd.timeoutMs,
     callback: cmd.callback ?? null,
+    // None given is no key at all: the template (and the create's fingerprint) as before flow keys.
+    ...(cmd.flowKeys === undefined ? {} : { flowKeys: cmd.flowKeys }),
   };
 }
 
@@ -155,6 +157,7 @@ export async function scheduleRoutes(instance: FastifyInstance, deps: ScheduleAp
       retry: state.run.retry,
       timeoutMs: state.run.timeoutMs,
       callback: state.run.callback,
+      flowKeys: state.run.flowKeys ?? [],
       nextRunAts: next,
       recentRuns: runs,
       createdAt: state.createdAt,
@@ -271,6 +274,8 @@ export async function scheduleRoutes(instance: FastifyInstance, deps: ScheduleAp
         if (body.tags !== undefined) run.tags = probe.tags;
         if (body.callback !== undefined) run.callback = body.callback === null ? null : probe.callback;
       }
+      // The schema judged them as a submit's; `[]` clears them.
+      if (body.flowKeys !== undefined) run.flowKeys = [...body.flowKeys];
       const state = await updateSchedule(
         deps,
         request.tenantId,

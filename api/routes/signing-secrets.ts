@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { activeSigningSecrets, MAX_ACTIVE_SECRETS, rotateSigningSecret } from '../../core/signing';
 import type { AppDeps } from '../app';
-import type { TypeProvider } from '../schemas';
+import { authErrors, type TypeProvider } from '../schemas';
 
 /**
  * The tenant's Standard Webhooks signing secrets: every request Punctual sends carries
@@ -49,9 +49,6 @@ const secretsResponse = {
   ],
 } as const;
 
-const problemRef = { $ref: 'Problem#' } as const;
-const errors = { 400: problemRef, 401: problemRef, 429: problemRef, 503: problemRef } as const;
-
 export async function signingSecretRoutes(instance: FastifyInstance, deps: AppDeps): Promise<void> {
   const fastify = instance.withTypeProvider<TypeProvider>();
   fastify.get(
@@ -62,7 +59,7 @@ export async function signingSecretRoutes(instance: FastifyInstance, deps: AppDe
         tags: ['signing'],
         summary: 'Show the request-signing secrets',
         description: 'Creates the first secret on first use.',
-        response: { 200: secretsResponse, ...errors },
+        response: { 200: secretsResponse, ...authErrors },
       },
     },
     async (request) => ({ secrets: await activeSigningSecrets(deps.db, deps.keyring, request.tenantId) }),
@@ -84,7 +81,7 @@ export async function signingSecretRoutes(instance: FastifyInstance, deps: AppDe
           additionalProperties: false,
           properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 } },
         },
-        response: { 201: secretsResponse, ...errors },
+        response: { 201: secretsResponse, ...authErrors },
       },
     },
     async (request, reply) => {

@@ -6,7 +6,8 @@ import { call, createTestEnv, type TestEnv } from '../support/env';
 /**
  * The flow-limit routes and `flowKeys` on the way in (issue 16, ADR-0018): validation names the
  * field, answers are problem+json, limits are the tenant's, and `flowKeys` is part of the call
- * (and of its idempotency fingerprint) on submit, batch and replay.
+ * (and of its idempotency fingerprint) on submit, batch, replay and schedules (a schedule gives its
+ * keys to every run).
  */
 
 let env: TestEnv;
@@ -199,5 +200,74 @@ describe('flowKeys on submit, batch and replay', () => {
       400,
       'flowKeys',
     );
+  });
+});
+
+describe('flowKeys on schedules', () => {
+  const patch = (id: string, body: unknown) =>
+    env.api.inject({
+      method: 'PATCH',
+      url: `/v1/schedules/${id}`,
+      headers: { authorization: `Bearer ${env.tenants.a.key}` },
+      payload: body as object,
+    });
+  /** One run now; its call's flowKeys. A millisecond apart, so that each trigger is its own run. */
+  const runKeys = async (id: string) => {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    const r = await call(env, 'POST', `/v1/schedules/${id}/trigger`);
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    return (await call(env, 'GET', `/v1/service-calls/${r.body.serviceCallId}`)).body.flowKeys as string[];
+  };
+  const schedule = (extra: Json) => ({ intervalSeconds: 3600, paused: true, request: request(), ...extra });
+
+  test('kept with the template, shown, given to every run, changed by PATCH ([] clears them)', async () => {
+    const created = await call(env, 'POST', '/v1/schedules', {
+      body: schedule({ flowKeys: ['customer:1', 'acct.2'] }),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = String(created.body.id);
+    assert.deepEqual(created.body.flowKeys, ['customer:1', 'acct.2']);
+    assert.deepEqual((await call(env, 'GET', `/v1/schedules/${id}`)).body.flowKeys, ['customer:1', 'acct.2']);
+    assert.deepEqual(await runKeys(id), ['customer:1', 'acct.2']);
+
+    const changed = await patch(id, { flowKeys: ['k3'] });
+    assert.equal(changed.statusCode, 200, changed.body);
+    assert.deepEqual(changed.json<Json>().flowKeys, ['k3']);
+    assert.deepEqual(await runKeys(id), ['k3']);
+    // A PATCH of another field keeps them.
+    assert.deepEqual((await patch(id, { tags: ['t'] })).json<Json>().flowKeys, ['k3']);
+    assert.deepEqual((await patch(id, { request: request() })).json<Json>().flowKeys, ['k3']);
+    const cleared = await patch(id, { flowKeys: [] });
+    assert.deepEqual(cleared.json<Json>().flowKeys, []);
+    assert.deepEqual(await runKeys(id), []);
+
+    const none = await call(env, 'POST', '/v1/schedules', { body: schedule({}) });
+    assert.deepEqual(none.body.flowKeys, []);
+  });
+
+  test('bad flowKeys answer 400 naming the field, on create and PATCH, as on submit', async () => {
+    const create = (flowKeys: unknown) => call(env, 'POST', '/v1/schedules', { body: schedule({ flowKeys }) });
+    expectProblem(await create(['a', 'b', 'c', 'd']), 400, 'flowKeys');
+    expectProblem(await create(['bad key']), 400, 'flowKeys.0');
+    expectProblem(await create(['a', 'a']), 400, 'flowKeys');
+    const ok = await call(env, 'POST', '/v1/schedules', { body: schedule({}) });
+    const r = await patch(String(ok.body.id), { flowKeys: ['x'.repeat(129)] });
+    expectProblem({ status: r.statusCode, headers: r.headers, body: r.json<Json>() }, 400, 'flowKeys.0');
+  });
+
+  test('flowKeys are part of the create idempotency fingerprint', async () => {
+    const key = randomUUID();
+    const create = (flowKeys?: string[]) =>
+      call(env, 'POST', '/v1/schedules', {
+        headers: { 'idempotency-key': key },
+        body: schedule(flowKeys === undefined ? {} : { flowKeys }),
+      });
+    const first = await create(['k1']);
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const again = await create(['k1']);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.id, first.body.id);
+    expectProblem(await create(['k2']), 422);
+    expectProblem(await create(), 422);
   });
 });

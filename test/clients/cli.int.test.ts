@@ -163,7 +163,7 @@ describe('punctual CLI', () => {
     assert.match(badCron.stderr, /\n {2}cron: /);
   });
 
-  test('flow-limits put, show, list, delete; calls submit --flow-key', async () => {
+  test('flow-limits put, show, list, delete; calls submit --flow-key; schedules create --flow-key', async () => {
     const key = `cli-flow-${Date.now()}`;
     const put = await json('flow-limits', 'put', key, '--rate', '2.5', '--burst', '3', '--concurrency', '1');
     assert.deepEqual([put.key, put.ratePerSecond, put.burst, put.concurrency], [key, 2.5, 3, 1]);
@@ -173,6 +173,27 @@ describe('punctual CLI', () => {
     const call = await json('calls', 'show', submitted.id);
     assert.deepEqual(call.flowKeys, [key]);
     assert.equal(env.target.hitsFor('/cli-flow').length, 1);
+    const schedule = await json(
+      'schedules',
+      'create',
+      '--every',
+      '3600',
+      '--paused',
+      '--url',
+      env.target.url('/cli-flow-schedule'),
+      '--flow-key',
+      key,
+      '--flow-key',
+      'cli-other',
+    );
+    assert.deepEqual(schedule.flowKeys, [key, 'cli-other']);
+    const scheduleShown = await punctual('schedules', 'show', schedule.id);
+    assert.match(scheduleShown.stdout, new RegExp(`\\nflowKeys\\s+${key},cli-other\\n`));
+    const run = await json('schedules', 'trigger', schedule.id);
+    // Finished before the limit is shown below with nothing in flight.
+    assert.equal((await punctual('calls', 'watch', run.serviceCallId, '--interval', '100')).code, 0);
+    assert.deepEqual((await json('calls', 'show', run.serviceCallId)).flowKeys, [key, 'cli-other']);
+    assert.equal((await punctual('schedules', 'delete', schedule.id)).code, 0);
     const shown = await punctual('flow-limits', 'show', key);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, new RegExp(`^key\\s+${key}\n`));

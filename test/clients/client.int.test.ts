@@ -154,10 +154,12 @@ describe('@punctual/client', () => {
       intervalSeconds: 3600,
       request: { method: 'POST' as const, url: env.target.url('/client-schedule'), body: { from: 'schedule' } },
       tags: ['client-schedule'],
+      flowKeys: ['client-schedule-key'],
     };
     const created = await client.schedules.create(body);
     assert.equal(created.status, 'Active');
     assert.equal(created.spec.intervalSeconds, 3600);
+    assert.deepEqual(created.flowKeys, ['client-schedule-key']);
     assert.equal(created.replayed, false);
     const again = await client.schedules.create(body, { idempotencyKey: created.idempotencyKey });
     assert.equal(again.id, created.id);
@@ -173,8 +175,9 @@ describe('@punctual/client', () => {
     for await (const schedule of client.schedules.list({ tag: 'client-schedule' })) listed.push(schedule.id);
     assert.deepEqual(listed, [created.id]);
 
-    const updated = await client.schedules.update(created.id, { tags: ['client-schedule', 'updated'] });
+    const updated = await client.schedules.update(created.id, { tags: ['client-schedule', 'updated'], flowKeys: [] });
     assert.deepEqual(updated.tags, ['client-schedule', 'updated']);
+    assert.deepEqual(updated.flowKeys, []);
     assert.equal((await client.schedules.pause(created.id)).status, 'Paused');
     const paused = [];
     for await (const schedule of client.schedules.list({ status: 'Paused', tag: 'updated' })) paused.push(schedule.id);

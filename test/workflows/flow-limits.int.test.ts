@@ -4,39 +4,52 @@ import { mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { call, createTestEnv, PROJECT_ROOT, type TestEnv } from '../support/env';
-import { eventually } from '../support/net';
-import type { Hit } from '../support/target';
+import { call, createTestEnv, PROJECT_ROOT, type Tenant, type TestEnv } from '../support/env';
+import { metric } from '../support/metrics';
+import { eventually, freePort, sleep } from '../support/net';
+import { TargetServer, type Hit } from '../support/target';
 import { RoleProcess } from '../faults/harness';
 
 /**
  * Flow limits end to end (issue 16, ADR-0018) with two worker processes on one task queue, the
  * real PostgreSQL and Temporal server: the limits hold across workers, waiting calls are shown
  * and proceed, a killed worker's lease comes back, and calls without keys are not held back.
- * Leases live 3 s without renewal here and a waiting call asks again within 1 s.
+ * Leases live 3 s without renewal here, a waiting call asks again within 1 s, and a worker reads
+ * which tenants have `host:` limits again after 200 ms. Each worker serves its /metrics.
  */
 
 let env: TestEnv;
 let workers: RoleProcess[] = [];
+/** Where each running worker serves its metrics. */
+const metricsUrls = new Map<RoleProcess, string>();
 const LOG_DIR = path.join(PROJECT_ROOT, '.data', 'test', 'flow-limits');
 
-function startWorker(): RoleProcess {
+async function startWorker(): Promise<RoleProcess> {
   mkdirSync(LOG_DIR, { recursive: true });
+  const port = await freePort();
   const proc = new RoleProcess(
     'worker',
-    { ...env.roleEnv, LOG_LEVEL: 'info' },
+    { ...env.roleEnv, LOG_LEVEL: 'info', METRICS_PORT: String(port) },
     path.join(LOG_DIR, `worker-${randomBytes(3).toString('hex')}.log`),
   );
   workers.push(proc);
+  metricsUrls.set(proc, `http://127.0.0.1:${port}/metrics`);
   return proc;
 }
 
 before(async () => {
   env = await createTestEnv({
     worker: false,
-    env: { FLOW_LEASE_TTL_MS: '3000', FLOW_MAX_WAIT_MS: '1000', RATE_LIMIT_PER_SECOND: '0' },
+    env: {
+      FLOW_LEASE_TTL_MS: '3000',
+      FLOW_MAX_WAIT_MS: '1000',
+      FLOW_HOST_CACHE_MS: '200',
+      RATE_LIMIT_PER_SECOND: '0',
+      // A second target on 127.0.0.2: another host, for the host: limit.
+      EGRESS_ALLOWLIST: '127.0.0.1,127.0.0.2',
+    },
   });
-  const [a, b] = [startWorker(), startWorker()];
+  const [a, b] = [await startWorker(), await startWorker()];
   await Promise.all([a.ready, b.ready]);
 });
 after(async () => {
@@ -46,18 +59,30 @@ after(async () => {
 
 type Json = Record<string, any>;
 
-async function putLimit(key: string, body: Json): Promise<void> {
-  const r = await call(env, 'PUT', `/v1/flow-limits/${key}`, { body });
+async function putLimit(key: string, body: Json, tenant?: Tenant): Promise<void> {
+  const r = await call(env, 'PUT', `/v1/flow-limits/${key}`, { body, ...(tenant === undefined ? {} : { tenant }) });
   assert.equal(r.status, 200, JSON.stringify(r.body));
 }
 
-/** Submits `n` due-now calls to `path` under `flowKeys` in one batch; their ids. */
-async function submitMany(n: number, urlPath: string, flowKeys?: string[]): Promise<string[]> {
+/**
+ * Submits `n` due-now calls to `path` (of `opts.target`, default the env's) under `flowKeys` in
+ * one batch; their ids. `opts.fields` are added to every item (retry, timeoutMs).
+ */
+async function submitMany(
+  n: number,
+  urlPath: string,
+  flowKeys?: string[],
+  opts: { tenant?: Tenant; target?: TargetServer; fields?: Json } = {},
+): Promise<string[]> {
   const items = Array.from({ length: n }, () => ({
-    request: { method: 'POST', url: env.target.url(urlPath) },
+    request: { method: 'POST', url: (opts.target ?? env.target).url(urlPath) },
     ...(flowKeys === undefined ? {} : { flowKeys }),
+    ...opts.fields,
   }));
-  const r = await call(env, 'POST', '/v1/service-calls/batch', { body: { items } });
+  const r = await call(env, 'POST', '/v1/service-calls/batch', {
+    body: { items },
+    ...(opts.tenant === undefined ? {} : { tenant: opts.tenant }),
+  });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return (r.body.items as Json[]).map((i) => {
     assert.equal(i.status, 202, JSON.stringify(i));
@@ -65,13 +90,13 @@ async function submitMany(n: number, urlPath: string, flowKeys?: string[]): Prom
   });
 }
 
-async function allSucceeded(ids: string[], timeoutMs = 60_000): Promise<Json[]> {
+async function allSucceeded(ids: string[], timeoutMs = 60_000, tenant?: Tenant): Promise<Json[]> {
   return Promise.all(
     ids.map((id) =>
       eventually(
         `call ${id} to succeed`,
         async () => {
-          const r = await call(env, 'GET', `/v1/service-calls/${id}`);
+          const r = await call(env, 'GET', `/v1/service-calls/${id}`, tenant === undefined ? {} : { tenant });
           assert.notEqual(r.body.status, 'Failed', JSON.stringify(r.body));
           return r.body.status === 'Succeeded' ? r.body : undefined;
         },
@@ -79,6 +104,56 @@ async function allSucceeded(ids: string[], timeoutMs = 60_000): Promise<Json[]> 
         100,
       ),
     ),
+  );
+}
+
+/**
+ * A target path whose requests stay open `holdMs` before their answer (`statusOf` the hit, 200 by
+ * default), or, without `holdMs`, until `release()`; it counts the requests open at once.
+ */
+function openCounter(
+  urlPath: string,
+  opts: { holdMs?: number; statusOf?: (hit: Hit) => number; target?: TargetServer } = {},
+) {
+  const counter = {
+    open: 0,
+    /** The most requests open at once since the start or the last `resetMost()`. */
+    most: 0,
+    held: [] as (() => void)[],
+    released: false,
+    resetMost() {
+      counter.most = counter.open;
+    },
+    release() {
+      counter.released = true;
+      for (const answer of counter.held.splice(0)) answer();
+    },
+  };
+  (opts.target ?? env.target).route(urlPath, (hit) => ({
+    status: 200,
+    handle: (res: http.ServerResponse) => {
+      counter.open++;
+      counter.most = Math.max(counter.most, counter.open);
+      const answer = () => {
+        counter.open--;
+        res.writeHead(opts.statusOf?.(hit) ?? 200).end('ok');
+      };
+      if (opts.holdMs !== undefined) setTimeout(answer, opts.holdMs);
+      else if (counter.released) answer();
+      else counter.held.push(answer);
+    },
+  }));
+  return counter;
+}
+
+/** The text of every running worker's /metrics. */
+async function scrapeWorkers(): Promise<string[]> {
+  return Promise.all(
+    workers.map(async (w) => {
+      const r = await fetch(metricsUrls.get(w)!);
+      assert.equal(r.status, 200);
+      return r.text();
+    }),
   );
 }
 
@@ -185,11 +260,193 @@ test('calls without keys are not held back by a saturated key; deleting the limi
   assert.equal(env.target.hitsFor('/saturated').length, 15);
 });
 
+test('raising a concurrency limit applies to the calls already waiting: more than one request open soon after', async (t) => {
+  await putLimit('raised', { concurrency: 1 });
+  const target = openCounter('/raised', { holdMs: 1500 });
+  const ids = await submitMany(6, '/raised', ['raised']);
+  await eventually('calls waiting for raised', async () => {
+    const r = await call(env, 'GET', '/v1/flow-limits/raised');
+    return r.body.waiting >= 3 ? true : undefined;
+  });
+  assert.equal(target.most, 1, 'concurrency 1 held before the change');
+  await putLimit('raised', { concurrency: 5 });
+  const changedAt = Date.now();
+  target.resetMost();
+  await eventually('two requests open at once under the raised limit', async () =>
+    target.most > 1 ? true : undefined,
+  );
+  // The waiting calls meet the new limit when they next ask, within FLOW_MAX_WAIT_MS (1 s here):
+  // reported, not asserted, on a shared machine.
+  t.diagnostic(`two requests open ${Date.now() - changedAt} ms after the change`);
+  await allSucceeded(ids);
+  assert.equal(env.target.hitsFor('/raised').length, 6);
+  assert.ok(target.most <= 5, `${target.most} requests open at once`);
+});
+
+test('retries obey the limits: under concurrency 1 a target that fails each call once never has two requests open', async (t) => {
+  await putLimit('retried', { concurrency: 1 });
+  const hitsOf = new Map<string, number>();
+  // Each call's first request answers 500 (retried), its second 200; the retry is the same call.
+  const target = openCounter('/retried', {
+    holdMs: 300,
+    statusOf: (hit) => {
+      const id = String(hit.headers['idempotency-key']);
+      const n = (hitsOf.get(id) ?? 0) + 1;
+      hitsOf.set(id, n);
+      return n === 1 ? 500 : 200;
+    },
+  });
+  const ids = await submitMany(4, '/retried', ['retried'], {
+    fields: { retry: { maxAttempts: 3, initialIntervalMs: 100, maxIntervalMs: 100 } },
+  });
+  const calls = await allSucceeded(ids);
+  assert.equal(env.target.hitsFor('/retried').length, 8, 'each call sent twice');
+  assert.equal(target.most, 1, `${target.most} requests open at once, retries included`);
+  for (const c of calls) {
+    const attempts = c.attempts as Json[];
+    assert.deepEqual(
+      attempts.map((a) => a.statusCode as number),
+      [500, 200],
+      JSON.stringify(c),
+    );
+    // throttledMs is recorded only on an attempt the limits judged: the retry went through them too.
+    assert.ok(
+      attempts.every((a) => Number.isInteger(a.throttledMs) && a.throttledMs >= 0),
+      JSON.stringify(attempts),
+    );
+  }
+  const retryThrottles = calls.map((c) => (c.attempts as Json[])[1]!.throttledMs as number);
+  t.diagnostic(`retries held back ${retryThrottles.join(', ')} ms`);
+});
+
+test('a host: limit holds every call to that host, without flowKeys; calls to another host are not limited', async () => {
+  // Tenant b, so that no other test's calls to 127.0.0.1 meet the host limit.
+  const tenant = env.tenants.b;
+  const other = new TargetServer();
+  await other.start('127.0.0.2');
+  try {
+    const hostname = new URL(env.target.url('/')).hostname;
+    await putLimit(`host:${hostname}`, { concurrency: 1 }, tenant);
+    // Longer than FLOW_HOST_CACHE_MS (200 ms here): every worker reads the host limits again
+    // before its next call.
+    await sleep(1_000);
+    const here = openCounter('/by-host', { holdMs: 500 });
+    const there = openCounter('/by-host', { holdMs: 1_000, target: other });
+    const limited = await submitMany(5, '/by-host', undefined, { tenant });
+    const free = await submitMany(5, '/by-host', undefined, { tenant, target: other });
+    const limitedCalls = await allSucceeded(limited, 60_000, tenant);
+    const freeCalls = await allSucceeded(free, 60_000, tenant);
+    assert.equal(env.target.hitsFor('/by-host').length, 5);
+    assert.equal(other.hitsFor('/by-host').length, 5);
+    assert.equal(here.most, 1, `${here.most} requests open at once at ${hostname}`);
+    assert.ok(there.most > 1, `the other host had at most ${there.most} request open: it was limited`);
+    // An attempt records throttledMs only when a limit applied to its call.
+    for (const c of limitedCalls) assert.ok(Number.isInteger(c.attempts[0].throttledMs), JSON.stringify(c));
+    for (const c of freeCalls) assert.equal(c.attempts[0].throttledMs, undefined, JSON.stringify(c));
+    assert.deepEqual(limitedCalls[0]!.flowKeys, []);
+  } finally {
+    await call(env, 'DELETE', `/v1/flow-limits/host:${new URL(env.target.url('/')).hostname}`, { tenant });
+    await other.stop();
+  }
+});
+
+test("per-key metrics on the workers' /metrics: admitted, wait-time histogram, in flight, waiting", async () => {
+  await putLimit('metered', { concurrency: 2 });
+  // The requests stay open until the gauges have shown them: 2 in flight, 4 waiting.
+  const target = openCounter('/metered');
+  const ids = await submitMany(6, '/metered', ['metered'], { fields: { timeoutMs: 60_000 } });
+  const series = { tenant: env.tenants.a.id, key: 'metered' };
+  // Cluster-wide gauges, read from PostgreSQL every 5 s by each worker: both report the same.
+  await eventually(
+    'the in-flight and waiting gauges of metered on every worker',
+    async () => {
+      const texts = await scrapeWorkers();
+      return texts.every(
+        (m) => metric(m, 'punctual_flow_in_flight', series) === 2 && metric(m, 'punctual_flow_waiting', series) === 4,
+      )
+        ? true
+        : undefined;
+    },
+    30_000,
+    250,
+  );
+  target.release();
+  const calls = await allSucceeded(ids);
+  assert.equal(target.most, 2);
+  const texts = await scrapeWorkers();
+  // Counters and the histogram are each worker's own: their sums are the cluster's.
+  const total = (name: string, labels: Record<string, string> = series) =>
+    texts.reduce((sum, m) => sum + metric(m, name, labels), 0);
+  assert.equal(total('punctual_flow_admitted_total'), 6, 'one admission per call');
+  assert.equal(total('punctual_flow_wait_seconds_count'), 6);
+  assert.equal(total('punctual_flow_wait_seconds_bucket', { ...series, le: '+Inf' }), 6);
+  // The histogram holds the waits the attempts recorded (4 of the calls waited for a place).
+  const recordedS = calls.reduce((sum, c) => sum + (c.attempts[0].throttledMs as number), 0) / 1000;
+  assert.ok(
+    Math.abs(total('punctual_flow_wait_seconds_sum') - recordedS) < 0.01,
+    `histogram sum ${total('punctual_flow_wait_seconds_sum')} s, recorded ${recordedS} s`,
+  );
+  assert.ok(recordedS > 0, `the calls waited ${recordedS} s in all`);
+  await eventually(
+    'the gauges of metered back to 0',
+    async () => {
+      const now = await scrapeWorkers();
+      return now.every(
+        (m) => metric(m, 'punctual_flow_in_flight', series) === 0 && metric(m, 'punctual_flow_waiting', series) === 0,
+      )
+        ? true
+        : undefined;
+    },
+    30_000,
+    250,
+  );
+});
+
+test("a schedule's flowKeys go on its runs: a run waits for the limit like any call", async () => {
+  await putLimit('sched-one', { concurrency: 1 });
+  const target = openCounter('/sched-held');
+  const [blocker] = await submitMany(1, '/sched-held', ['sched-one'], { fields: { timeoutMs: 60_000 } });
+  await eventually('the blocking request', async () => (target.open === 1 ? true : undefined));
+  const created = await call(env, 'POST', '/v1/schedules', {
+    body: {
+      intervalSeconds: 3600,
+      paused: true,
+      request: { method: 'POST', url: env.target.url('/sched-held') },
+      timeoutMs: 60_000,
+      flowKeys: ['sched-one'],
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.deepEqual(created.body.flowKeys, ['sched-one']);
+  const scheduleId = String(created.body.id);
+  // A trigger runs a paused schedule too, through the same submit as a fired run.
+  const triggered = await call(env, 'POST', `/v1/schedules/${scheduleId}/trigger`);
+  assert.equal(triggered.status, 202, JSON.stringify(triggered.body));
+  const runId = String(triggered.body.serviceCallId);
+  const waiting = await eventually('the run waiting for sched-one', async () => {
+    const r = await call(env, 'GET', `/v1/service-calls/${runId}`);
+    return (r.body.waitingFor as string[] | undefined)?.includes('sched-one') ? r.body : undefined;
+  });
+  assert.deepEqual(waiting.flowKeys, ['sched-one']);
+  assert.equal(waiting.scheduleId, scheduleId);
+  assert.equal(env.target.hitsFor('/sched-held').length, 1, 'the run is not sent while the limit is taken');
+  target.release();
+  const [, run] = await allSucceeded([blocker!, runId]);
+  assert.ok(run!.attempts[0].throttledMs > 0, JSON.stringify(run));
+  assert.equal(target.most, 1);
+  const deleted = await env.api.inject({
+    method: 'DELETE',
+    url: `/v1/schedules/${scheduleId}`,
+    headers: { authorization: `Bearer ${env.tenants.a.key}` },
+  });
+  assert.equal(deleted.statusCode, 204);
+});
+
 test('a worker killed with -9 while it holds a concurrency lease: the lease comes back and the waiting calls proceed', async (t) => {
   // One worker alone first, so that the lease is known to be held by it.
   await Promise.all(workers.map((w) => w.stop(10_000)));
   workers = [];
-  const holder = startWorker();
+  const holder = await startWorker();
   await holder.ready;
   await putLimit('single', { concurrency: 1 });
   // The first request never gets an answer: its worker dies while it is open.
@@ -206,7 +463,7 @@ test('a worker killed with -9 while it holds a concurrency lease: the lease come
     const r = await call(env, 'GET', '/v1/flow-limits/single');
     return r.body.waiting === 3 && r.body.inFlight === 1 ? true : undefined;
   });
-  const survivor = startWorker();
+  const survivor = await startWorker();
   await survivor.ready;
   await holder.kill9();
   const killedAt = Date.now();

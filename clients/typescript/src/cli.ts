@@ -164,6 +164,7 @@ const RUN_OPTIONS: Options = {
   body: { type: 'string' },
   tag: { type: 'string', multiple: true },
   retry: { type: 'string' },
+  'flow-key': { type: 'string', multiple: true },
   'idempotency-key': { type: 'string' },
 };
 
@@ -174,9 +175,10 @@ const RUN_HELP = [
   '  --body @file|json    the body: JSON is sent as JSON, other text as is; @file reads a file',
   '  --tag T              a tag; repeat for more',
   '  --retry N            at most N attempts',
+  '  --flow-key K         every attempt obeys the flow limit of K (see `flow-limits put`); repeat, up to 3',
 ];
 
-function runFields(ctx: Context): Pick<SubmitBody, 'request' | 'tags' | 'retry'> {
+function runFields(ctx: Context): Pick<SubmitBody, 'request' | 'tags' | 'retry' | 'flowKeys'> {
   const url = single(ctx, 'url');
   if (url === undefined) throw new UsageError('--url is required');
   const bodyFlag = single(ctx, 'body');
@@ -184,6 +186,7 @@ function runFields(ctx: Context): Pick<SubmitBody, 'request' | 'tags' | 'retry'>
   const retry = single(ctx, 'retry');
   if (retry !== undefined && !/^\d+$/.test(retry)) throw new UsageError(`--retry: expected a number, got ${retry}`);
   const tags = strings(ctx.values.tag);
+  const flowKeys = strings(ctx.values['flow-key']);
   const headers = parseHeaders(strings(ctx.values.header));
   return {
     request: {
@@ -194,6 +197,7 @@ function runFields(ctx: Context): Pick<SubmitBody, 'request' | 'tags' | 'retry'>
     } as SubmitBody['request'],
     ...(tags.length > 0 ? { tags } : {}),
     ...(retry === undefined ? {} : { retry: { maxAttempts: Number(retry) } }),
+    ...(flowKeys.length > 0 ? { flowKeys } : {}),
   };
 }
 
@@ -202,20 +206,17 @@ const calls: Record<string, Command> = {
     summary: 'submit a call',
     usage:
       'punctual calls submit --url URL [--method M] [--header K:V]… [--body @file|json] [--due +10m|ISO] [--tag T]… [--retry N] [--flow-key K]… [--idempotency-key K]',
-    options: { ...RUN_OPTIONS, due: { type: 'string' }, 'flow-key': { type: 'string', multiple: true } },
+    options: { ...RUN_OPTIONS, due: { type: 'string' } },
     help: [
       ...RUN_HELP,
       '  --due +10m|ISO       when: +N seconds/minutes/hours/days (s|m|h|d) or an instant; default now',
-      '  --flow-key K         every attempt obeys the flow limit of K (see `flow-limits put`); repeat, up to 3',
       '  --idempotency-key K  the same key again gives the same call (default: a random one)',
     ],
     async run(ctx) {
       const due = single(ctx, 'due');
-      const flowKeys = strings(ctx.values['flow-key']);
       const body = {
         ...runFields(ctx),
         ...(due === undefined ? {} : { dueAt: parseDue(due) }),
-        ...(flowKeys.length > 0 ? { flowKeys } : {}),
       } as SubmitBody;
       const key = single(ctx, 'idempotency-key');
       const answer = await ctx.client().calls.submit(body, key === undefined ? {} : { idempotencyKey: key });
@@ -354,7 +355,9 @@ function printSchedule(ctx: Context, schedule: Schedule): void {
     url: schedule.request.url,
     nextRunAts: schedule.nextRunAts,
   };
-  ctx.out(fields(view, ['id', 'status', 'spec', 'overlap', 'method', 'url', 'tags', 'nextRunAts', 'createdAt']));
+  ctx.out(
+    fields(view, ['id', 'status', 'spec', 'overlap', 'method', 'url', 'tags', 'flowKeys', 'nextRunAts', 'createdAt']),
+  );
   if (schedule.recentRuns.length > 0) ctx.out(`\n${table(schedule.recentRuns, ['scheduledAt', 'serviceCallId'])}`);
 }
 
@@ -383,7 +386,7 @@ const schedules: Record<string, Command> = {
   create: {
     summary: 'create a recurring call',
     usage:
-      'punctual schedules create (--cron EXPR [--timezone TZ] | --every SECONDS) --url URL [--method M] [--header K:V]… [--body @file|json] [--tag T]… [--retry N] [--overlap O] [--paused] [--idempotency-key K]',
+      'punctual schedules create (--cron EXPR [--timezone TZ] | --every SECONDS) --url URL [--method M] [--header K:V]… [--body @file|json] [--tag T]… [--retry N] [--flow-key K]… [--overlap O] [--paused] [--idempotency-key K]',
     options: {
       ...RUN_OPTIONS,
       cron: { type: 'string' },

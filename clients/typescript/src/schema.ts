@@ -322,7 +322,7 @@ export interface paths {
         head: operations["getScheduleHead"];
         /**
          * Change a schedule
-         * @description Changes the given fields (spec, request, retry, timeoutMs, tags, callback; `null` clears `startAt`, `endAt` or `callback`); the others keep their value. Takes effect from the next run; runs already created are not changed. Giving `cron` replaces an `intervalSeconds` and the other way round.
+         * @description Changes the given fields (spec, request, retry, timeoutMs, tags, callback, flowKeys; `null` clears `startAt`, `endAt` or `callback`, `[]` clears `flowKeys`); the others keep their value. Takes effect from the next run; runs already created are not changed. Giving `cron` replaces an `intervalSeconds` and the other way round.
          */
         patch: operations["updateSchedule"];
         trace?: never;
@@ -3343,6 +3343,9 @@ export interface operations {
                      *           },
                      *           "timeoutMs": 10000,
                      *           "callback": null,
+                     *           "flowKeys": [
+                     *             "customer:42"
+                     *           ],
                      *           "nextRunAts": [
                      *             "2029-12-03T14:00:00.000Z",
                      *             "2029-12-04T14:00:00.000Z",
@@ -3403,6 +3406,8 @@ export interface operations {
                                 url: string;
                                 on: string[];
                             };
+                            /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                            flowKeys: string[];
                             /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                             nextRunAts: string[];
                             /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -3544,6 +3549,9 @@ export interface operations {
                  *       "retry": {
                  *         "maxAttempts": 3
                  *       },
+                 *       "flowKeys": [
+                 *         "customer:42"
+                 *       ],
                  *       "overlap": "AllowAll"
                  *     }
                  */
@@ -3599,6 +3607,8 @@ export interface operations {
                         /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
                         on?: ("Succeeded" | "Failed" | "Cancelled")[];
                     };
+                    /** @description Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed. */
+                    flowKeys?: string[];
                     /** @description Create it paused (default false). */
                     paused?: boolean;
                     /**
@@ -3658,6 +3668,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -3714,6 +3727,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -3773,6 +3788,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -3829,6 +3847,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -4092,6 +4112,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -4148,6 +4171,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -4524,6 +4549,8 @@ export interface operations {
                         /** @description The outcomes that are told; default `["Succeeded", "Failed"]`. */
                         on?: ("Succeeded" | "Failed" | "Cancelled")[];
                     } | null;
+                    /** @description Up to 3 keys whose flow limits (`PUT /v1/flow-limits/{key}`) every attempt obeys, beside the limit keyed `host:<hostname of request.url>` if defined. A key without a limit limits nothing. A throttled call waits; it is never failed. */
+                    flowKeys?: string[];
                 };
             };
         };
@@ -4566,6 +4593,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -4622,6 +4652,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -4808,6 +4840,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -4864,6 +4899,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
@@ -5033,6 +5070,9 @@ export interface operations {
                      *       },
                      *       "timeoutMs": 10000,
                      *       "callback": null,
+                     *       "flowKeys": [
+                     *         "customer:42"
+                     *       ],
                      *       "nextRunAts": [
                      *         "2029-12-03T14:00:00.000Z",
                      *         "2029-12-04T14:00:00.000Z",
@@ -5089,6 +5129,8 @@ export interface operations {
                             url: string;
                             on: string[];
                         };
+                        /** @description The flow keys every run's call obeys (ADR-0018); empty when none. */
+                        flowKeys: string[];
                         /** @description The next (at most) 5 instants a run is due, as Temporal's scheduler computes them; empty while paused or ended, and while the Temporal Schedule is being made. */
                         nextRunAts: string[];
                         /** @description The 5 latest runs, newest first: each an ordinary service call. */
