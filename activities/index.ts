@@ -44,6 +44,8 @@ export interface ActivityDeps extends Deps {
   flow?: {
     leaseTtlMs: number;
     maxWaitMs: number;
+    /** A wakeable workflow (revision 5) may wait this long for a rate key's send slot; absent: maxWaitMs. */
+    maxSlotWaitMs?: number;
     /** Waits up to this long are slept in the attempt rather than on a workflow timer. */
     inProcessWaitMs: number;
     /** Whether a tenant has any `host:` limit, from a short-lived cache: no query per call. */
@@ -57,6 +59,8 @@ export interface ActivityDeps extends Deps {
  */
 export interface FlowContext {
   since?: string;
+  /** Revision 5: the workflow wakes on `flowLimitChanged`, so a wait for a send slot may be long. */
+  wakeable?: boolean;
 }
 
 /** Longest the due check waits in-process for a timer that fired a little early. */
@@ -330,7 +334,13 @@ export function createActivities(deps: ActivityDeps) {
       acquire(
         deps.db,
         { tenantId: ref.tenantId, serviceCallId: ref.serviceCallId, dueAt, keys },
-        { leaseTtlMs: flow.leaseTtlMs, maxWaitMs: flow.maxWaitMs },
+        {
+          leaseTtlMs: flow.leaseTtlMs,
+          maxWaitMs: flow.maxWaitMs,
+          ...(ref.flow?.wakeable === true && flow.maxSlotWaitMs !== undefined
+            ? { maxSlotWaitMs: flow.maxSlotWaitMs }
+            : {}),
+        },
       );
     let admission = await ask();
     // A short wait is slept here, in the attempt, and asked again: a durable timer and a workflow

@@ -175,7 +175,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
       schedulesPerTenant: config.schedulesPerTenant,
       scheduleTarget: { client: fastify.temporalClient, taskQueue: config.temporalTaskQueue },
     });
-    await scope.register(flowLimitRoutes, deps);
+    await scope.register(flowLimitRoutes, { ...deps, temporal: fastify.temporalClient });
   });
 }
 

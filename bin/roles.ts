@@ -164,6 +164,7 @@ export async function startWorker({
     flow: {
       leaseTtlMs: config.flow.leaseTtlMs,
       maxWaitMs: config.flow.maxWaitMs,
+      maxSlotWaitMs: config.flow.maxSlotWaitMs,
       inProcessWaitMs: config.flow.inProcessWaitMs,
       hostLimits: hostLimitCache(database.db, config.flow.hostCacheMs),
     },

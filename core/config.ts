@@ -63,12 +63,15 @@ export interface Config {
 
 /**
  * How the worker applies flow limits: a lease not renewed for `leaseTtlMs` (its worker died)
- * stops counting; a waiting call asks again after at most `maxWaitMs`, so a changed or deleted
- * limit reaches it by then; which tenants have `host:` limits is cached for `hostCacheMs`.
+ * stops counting; a waiting call asks again after at most `maxWaitMs`, or, when it holds a rate
+ * key's send slot, when the slot comes (at most `maxSlotWaitMs`): a changed or deleted limit
+ * wakes it by a signal, and reaches it by then if the signal is lost; which tenants have `host:`
+ * limits is cached for `hostCacheMs`.
  */
 export interface FlowPolicy {
   leaseTtlMs: number;
   maxWaitMs: number;
+  maxSlotWaitMs: number;
   /** Waits up to this long are slept inside the attempt (no durable timer, no workflow task). */
   inProcessWaitMs: number;
   hostCacheMs: number;
@@ -219,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
     flow: {
       leaseTtlMs: int(env, 'FLOW_LEASE_TTL_MS', 15_000, 1_000, 600_000),
       maxWaitMs: int(env, 'FLOW_MAX_WAIT_MS', 5_000, 100, 60_000),
+      maxSlotWaitMs: int(env, 'FLOW_MAX_SLOT_WAIT_MS', 60_000, 100, 600_000),
       inProcessWaitMs: int(env, 'FLOW_IN_PROCESS_WAIT_MS', 1_000, 0, 10_000),
       hostCacheMs: int(env, 'FLOW_HOST_CACHE_MS', 5_000, 0, 600_000),
     },

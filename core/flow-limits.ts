@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import { flowLeases, flowLimits, flowWaiting, type FlowLimitRow } from '../drizzle/schema';
-import type { Db } from './db';
+import type { Db, DbOrTx } from './db';
 
 /**
  * Flow limits (ADR-0018): a tenant's rate (token bucket) and concurrency (leases) per key, kept
@@ -153,6 +153,13 @@ export interface AdmissionPolicy {
   leaseTtlMs: number;
   /** The longest wait suggested, so that a changed or deleted limit reaches waiting calls by then. */
   maxWaitMs: number;
+  /**
+   * Given when the waiting workflow wakes on `flowLimitChanged` (revision 5): a call refused by a
+   * rate key sleeps until its send slot, up to this long, rather than asking again every
+   * `maxWaitMs` (a workflow task each time). Waits for a concurrency place stay within `maxWaitMs`:
+   * a place is given back without a signal.
+   */
+  maxSlotWaitMs?: number;
 }
 
 export type Admission =
@@ -310,7 +317,12 @@ export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPo
       if (!verdict.admitted) refusals[i] = { ...r, waitMs: verdict.waitMs, slotInMs: verdict.slotInMs };
     }
     if (refusals.length > 0) {
-      const waitMs = Math.min(policy.maxWaitMs, Math.max(...refusals.map((r) => r.waitMs)));
+      const { maxWaitMs, maxSlotWaitMs } = policy;
+      const waitOf = (r: { waitMs: number; slotInMs: number | null }) =>
+        maxSlotWaitMs === undefined
+          ? Math.min(maxWaitMs, r.waitMs)
+          : Math.max(Math.min(maxWaitMs, r.waitMs), Math.min(maxSlotWaitMs, r.waitMs, r.slotInMs ?? 0));
+      const waitMs = Math.max(...refusals.map(waitOf));
       const started = since ?? dbNow;
       const wakeAt = new Date(dbNow.getTime() + waitMs);
       // A slot far ahead keeps its row until then, whatever the wait suggested meanwhile.
@@ -469,9 +481,27 @@ function limitOf(row: FlowLimitRow): FlowLimit {
 
 /**
  * Defines or replaces a limit. A new bucket starts full; a changed one keeps its tokens, never
- * above the new burst. Calls already waiting meet the new limit when they next ask.
+ * above the new burst. The calls already waiting give up their send slots (made for the old rate)
+ * and meet the new limit when they next ask: `waiting` are their ids, to wake them now.
  */
-export async function putFlowLimit(db: Db, tenantId: string, key: string, spec: FlowLimitSpec): Promise<FlowLimit> {
+export async function putFlowLimit(
+  db: Db,
+  tenantId: string,
+  key: string,
+  spec: FlowLimitSpec,
+): Promise<{ limit: FlowLimit; waiting: string[] }> {
+  return db.transaction(async (tx) => {
+    const limit = await upsertFlowLimit(tx, tenantId, key, spec);
+    const waiting = await tx
+      .update(flowWaiting)
+      .set({ slotAt: null })
+      .where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.key, key)))
+      .returning({ id: flowWaiting.serviceCallId });
+    return { limit, waiting: waiting.map((w) => w.id) };
+  });
+}
+
+async function upsertFlowLimit(db: DbOrTx, tenantId: string, key: string, spec: FlowLimitSpec): Promise<FlowLimit> {
   const [row] = await db
     .insert(flowLimits)
     .values({ tenantId, key, ...spec, tokens: spec.burst ?? 0 })
@@ -534,17 +564,23 @@ export async function getFlowLimit(db: Db, tenantId: string, key: string): Promi
   };
 }
 
-/** Deletes a limit; its leases and waiters go with it, so waiting calls are admitted when they next ask. */
-export async function deleteFlowLimit(db: Db, tenantId: string, key: string): Promise<boolean> {
+/**
+ * Deletes a limit; its leases and waiters go with it, so waiting calls are admitted when they next
+ * ask. Answers the waiting calls' ids (to wake them now), or undefined when there was no limit.
+ */
+export async function deleteFlowLimit(db: Db, tenantId: string, key: string): Promise<string[] | undefined> {
   return db.transaction(async (tx) => {
     const gone = await tx
       .delete(flowLimits)
       .where(and(eq(flowLimits.tenantId, tenantId), eq(flowLimits.key, key)))
       .returning({ key: flowLimits.key });
-    if (gone.length === 0) return false;
+    if (gone.length === 0) return undefined;
     await tx.delete(flowLeases).where(and(eq(flowLeases.tenantId, tenantId), eq(flowLeases.key, key)));
-    await tx.delete(flowWaiting).where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.key, key)));
-    return true;
+    const waiting = await tx
+      .delete(flowWaiting)
+      .where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.key, key)))
+      .returning({ id: flowWaiting.serviceCallId });
+    return waiting.map((w) => w.id);
   });
 }
 

@@ -42,7 +42,10 @@ export interface ServiceCallInput {
    * goes back to that sleep (ADR-0012). 3: a call with `callback` delivers it once it has ended
    * (ADR-0016); only revision 3 runs are started with one. 4: attempts obey flow limits
    * (ADR-0018): an attempt the limits hold back reports `throttle`, and the workflow sleeps a
-   * durable timer for the suggested wait and runs the same attempt again.
+   * durable timer for the suggested wait and runs the same attempt again. 5: that wait ends early
+   * on `flowLimitChanged` (a limit of the call was changed or deleted), so the admission may
+   * suggest waiting until a rate key's send slot (FLOW_MAX_SLOT_WAIT_MS) instead of asking again
+   * every FLOW_MAX_WAIT_MS.
    */
   revision?: number;
   /**
@@ -60,7 +63,7 @@ export interface CallbackDeliveryPolicy {
 }
 
 /** The revision new runs start with (see ServiceCallInput.revision). */
-export const SERVICE_CALL_REVISION = 4;
+export const SERVICE_CALL_REVISION = 5;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
@@ -71,6 +74,8 @@ export const cancelSignal = defineSignal('cancel');
  * reads the call's dueAt from the event store, the only source of truth for it (ADR-0012).
  */
 export const rescheduledSignal = defineSignal('rescheduled');
+/** A flow limit of the call was changed or deleted while it waited: ask again now (revision 5). */
+export const flowLimitChangedSignal = defineSignal('flowLimitChanged');
 /** Where the workflow is: useful from `temporal workflow query`. */
 export const phaseQuery = defineQuery<string>('phase');
 
@@ -172,6 +177,11 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
   setHandler(rescheduledSignal, () => {
     nudged = true;
   });
+  let flowChanged = false;
+  // Registered in every revision too; only revision 5 waits on it.
+  setHandler(flowLimitChangedSignal, () => {
+    flowChanged = true;
+  });
 
   /**
    * Revision 2: sleeps until dueAt less the timer lead; a nudge ends the sleep, the dueAt is read
@@ -239,11 +249,13 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
       let report: AttemptReport;
       try {
         // Only revision 4 runs ask for admission: older ones would not understand a throttle.
-        report = await runAttempt(
-          revision >= 4
-            ? { ...ref, attempt, flow: throttledSince === undefined ? {} : { since: throttledSince } }
-            : { ...ref, attempt },
-        );
+        // A change arriving from here on ends the wait the answer suggests (revision 5).
+        flowChanged = false;
+        const flow = {
+          ...(throttledSince === undefined ? {} : { since: throttledSince }),
+          ...(revision >= 5 ? { wakeable: true } : {}),
+        };
+        report = await runAttempt(revision >= 4 ? { ...ref, attempt, flow } : { ...ref, attempt });
         notSent = 0;
       } catch (err) {
         const failure = applicationFailureOf(err);
@@ -264,7 +276,8 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
         // never a poll per token: the wait is the one the limits suggested (ADR-0018).
         throttledSince ??= report.throttle.since;
         phase = `attempt ${attempt} waiting for flow limits ${report.throttle.waitingFor.join(', ')}`;
-        await sleep(report.throttle.waitMs);
+        if (revision >= 5) await condition(() => flowChanged, report.throttle.waitMs);
+        else await sleep(report.throttle.waitMs);
         continue;
       }
       throttledSince = undefined;

@@ -283,6 +283,25 @@ test('raising a concurrency limit applies to the calls already waiting: more tha
   assert.ok(target.most <= 5, `${target.most} requests open at once`);
 });
 
+test('raising a rate wakes the calls holding send slots far ahead: they go at the new rate, not at their old slots', async (t) => {
+  // 0.1/s with burst 1: one call goes, the other four hold slots 10, 20, 30 and 40 s ahead and
+  // sleep until then (FLOW_MAX_SLOT_WAIT_MS, 60 s by default, is not set here).
+  await putLimit('slow-rate', { ratePerSecond: 0.1, burst: 1 });
+  const ids = await submitMany(5, '/slow-rate', ['slow-rate']);
+  await eventually('four calls waiting for slow-rate', async () => {
+    const r = await call(env, 'GET', '/v1/flow-limits/slow-rate');
+    return r.body.waiting === 4 && env.target.hitsFor('/slow-rate').length === 1 ? true : undefined;
+  });
+  await putLimit('slow-rate', { ratePerSecond: 20, burst: 5 });
+  const changedAt = Date.now();
+  await allSucceeded(ids, 20_000);
+  const lastHit = Math.max(...env.target.hitsFor('/slow-rate').map((h) => h.at));
+  t.diagnostic(`all 5 done ${lastHit - changedAt} ms after the change`);
+  // Without the wake, the last call would have slept until its slot, 40 s after the first hit.
+  assert.ok(lastHit - changedAt < 20_000, `last hit ${lastHit - changedAt} ms after the change`);
+  assert.equal(env.target.hitsFor('/slow-rate').length, 5);
+});
+
 test('retries obey the limits: under concurrency 1 a target that fails each call once never has two requests open', async (t) => {
   await putLimit('retried', { concurrency: 1 });
   const hitsOf = new Map<string, number>();

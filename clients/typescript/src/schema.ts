@@ -398,13 +398,13 @@ export interface paths {
         get: operations["getFlowLimit"];
         /**
          * Define or replace a flow limit
-         * @description Every attempt of a call naming this key in `flowKeys` (and, for `host:<hostname>`, of every call to that host) is sent only when the limit admits it; otherwise the call waits, oldest `dueAt` first, and is never failed. A change applies to the calls already waiting when they next ask (within FLOW_MAX_WAIT_MS).
+         * @description Every attempt of a call naming this key in `flowKeys` (and, for `host:<hostname>`, of every call to that host) is sent only when the limit admits it; otherwise the call waits, oldest `dueAt` first, and is never failed. A change applies to the calls already waiting: they are woken to ask again at once (should that fail, they ask by themselves within FLOW_MAX_WAIT_MS, or FLOW_MAX_SLOT_WAIT_MS for a call holding a send slot).
          */
         put: operations["putFlowLimit"];
         post?: never;
         /**
          * Delete a flow limit
-         * @description The calls waiting for it go ahead when they next ask (within FLOW_MAX_WAIT_MS).
+         * @description The calls waiting for it are woken and go ahead (should that fail, when they next ask by themselves).
          */
         delete: operations["deleteFlowLimit"];
         options?: never;
