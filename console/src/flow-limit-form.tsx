@@ -1,6 +1,6 @@
 import type { FlowLimitPutAnswer, FlowLimitPutBody, FlowLimitSummary, Punctual } from '@punctual/client';
 import { useState } from 'preact/hooks';
-import { describeError, errorFields, isStatus } from './session';
+import { useFormState } from './form';
 import { Alert } from './status';
 
 interface Draft {
@@ -54,40 +54,21 @@ interface Props {
 
 export function FlowLimitForm({ client, limit, onSaved, onUnauthorized }: Props) {
   const [draft, setDraft] = useState<Draft>(() => draftOf(limit));
-  const [error, setError] = useState<string | null>(null);
-  const [invalid, setInvalid] = useState<ReadonlySet<keyof Draft>>(new Set());
-  const [busy, setBusy] = useState(false);
   const set = (patch: Partial<Draft>) => setDraft({ ...draft, ...patch });
   const editing = limit !== undefined;
   const name = editing ? `Edit flow limit ${limit.key}` : 'New flow limit';
+  const errorId = editing ? 'edit-limit-error' : 'new-limit-error';
+  const { error, busy, run, flags } = useFormState(errorId, inputFor, onUnauthorized);
 
-  const submit = async (event: Event) => {
+  const submit = (event: Event) => {
     event.preventDefault();
-    if (busy) return;
-    setBusy(true);
-    try {
+    return run(async (succeeded) => {
       const saved = await client.flowLimits.put(draft.key.trim(), toBody(draft));
-      setError(null);
-      setInvalid(new Set());
+      succeeded();
       if (!editing) setDraft(draftOf(undefined));
       onSaved(saved);
-    } catch (err) {
-      if (isStatus(err, 401)) return onUnauthorized();
-      setError(describeError(err));
-      setInvalid(
-        new Set(
-          errorFields(err)
-            .map(inputFor)
-            .filter((f) => f !== undefined),
-        ),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
-  const errorId = editing ? 'edit-limit-error' : 'new-limit-error';
-  const flags = (field: keyof Draft) =>
-    invalid.has(field) ? { 'aria-invalid': true as const, 'aria-describedby': errorId } : {};
 
   // No min or step on the numbers beyond what their kind needs: the API judges, and says which field.
   return (

@@ -1,7 +1,7 @@
 import type { Punctual, Schedule, ScheduleCreateBody } from '@punctual/client';
 import { useState } from 'preact/hooks';
 import { zoneName } from './format';
-import { describeError, errorFields, isStatus } from './session';
+import { useFormState } from './form';
 import { Alert } from './status';
 
 type Method = ScheduleCreateBody['request']['method'];
@@ -100,43 +100,21 @@ interface Props {
 
 export function ScheduleForm({ client, onCreated, onUnauthorized }: Props) {
   const [draft, setDraft] = useState<Draft>(empty);
-  const [error, setError] = useState<string | null>(null);
-  const [invalid, setInvalid] = useState<ReadonlySet<keyof Draft>>(new Set());
-  const [busy, setBusy] = useState(false);
+  // An input the API (or the check below) refused is marked invalid and points at the message.
+  const { error, busy, refuse, run, flags } = useFormState('schedule-error', inputFor, onUnauthorized);
   const set = (patch: Partial<Draft>) => setDraft({ ...draft, ...patch });
 
-  const submit = async (event: Event) => {
+  const submit = (event: Event) => {
     event.preventDefault();
     const result = toBody(draft);
-    if ('error' in result) {
-      setError(result.error);
-      setInvalid(new Set([inputFor(result.field)].filter((f) => f !== undefined)));
-      return;
-    }
-    setBusy(true);
-    try {
+    if ('error' in result) return refuse(result.error, result.field);
+    return run(async (succeeded) => {
       const schedule = await client.schedules.create(result.body);
-      setError(null);
-      setInvalid(new Set());
+      succeeded();
       setDraft({ ...empty(), timezone: draft.timezone });
       onCreated(schedule);
-    } catch (err) {
-      if (isStatus(err, 401)) return onUnauthorized();
-      setError(describeError(err));
-      setInvalid(
-        new Set(
-          errorFields(err)
-            .map(inputFor)
-            .filter((f) => f !== undefined),
-        ),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
-  // An input the API (or the check above) refused is marked invalid and points at the message.
-  const flags = (name: keyof Draft) =>
-    invalid.has(name) ? { 'aria-invalid': true as const, 'aria-describedby': 'schedule-error' } : {};
 
   return (
     <form id="new-schedule" class="filters schedule-form" aria-label="New schedule" onSubmit={(e) => void submit(e)}>

@@ -200,8 +200,8 @@ describe('punctual CLI', () => {
     assert.match(shown.stdout, /\nconcurrency\s+1\n/);
     assert.match(shown.stdout, /\ninFlight\s+0\n/);
     const table = await punctual('flow-limits', 'list');
-    assert.match(table.stdout, /^KEY\s+RATEPERSECOND\s+BURST\s+CONCURRENCY\s+UPDATEDAT\n/);
-    assert.match(table.stdout, new RegExp(`${key}\\s+2\\.5\\s+3\\s+1`));
+    assert.match(table.stdout, /^KEY\s+RATEPERSECOND\s+BURST\s+CONCURRENCY\s+UPDATEDAT\s+INFLIGHT\s+WAITING\n/);
+    assert.match(table.stdout, new RegExp(`${key}\\s+2\\.5\\s+3\\s+1\\s+\\S+\\s+0\\s+0(\\n|$)`));
     const deleted = await punctual('flow-limits', 'delete', key);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(deleted.stdout, `deleted ${key}\n`);

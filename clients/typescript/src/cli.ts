@@ -535,14 +535,14 @@ const flowLimits: Record<string, Command> = {
     },
   },
   list: {
-    summary: 'list the flow limits',
+    summary: 'list the flow limits with their attempts in flight and calls waiting',
     usage: 'punctual flow-limits list',
     options: {},
     help: [],
     async run(ctx) {
       const items = await ctx.client().flowLimits.list();
       if (ctx.json) printJson(ctx, items);
-      else ctx.out(table(items, FLOW_LIMIT_COLUMNS));
+      else ctx.out(table(items, [...FLOW_LIMIT_COLUMNS, 'inFlight', 'waiting']));
       return 0;
     },
   },
