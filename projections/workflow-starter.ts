@@ -1,6 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ServiceCallSubmitted, StoredEvent } from '../core/events';
 import { workflowIdFor } from '../core/ids';
+import { inParallel } from '../core/in-parallel';
 import type { Logger } from '../core/logger';
 import { cancelSignal, rescheduledSignal, SERVICE_CALL_REVISION, serviceCall } from '../workflows';
 import type { CallbackDeliveryPolicy } from '../workflows/service-call';
@@ -137,13 +138,9 @@ export function createWorkflowStarter(opts: StarterOptions): LogConsumer {
         if (list === undefined) byCall.set(key, [e]);
         else list.push(e);
       }
-      const queue = [...byCall.values()];
-      const workers = Array.from({ length: Math.min(opts.concurrency ?? 32, queue.length) }, async () => {
-        for (let calls = queue.shift(); calls !== undefined; calls = queue.shift()) {
-          for (const e of calls) await handleEvent(e);
-        }
+      await inParallel([...byCall.values()], opts.concurrency ?? 32, async (calls) => {
+        for (const e of calls) await handleEvent(e);
       });
-      await Promise.all(workers);
     },
   };
 }

@@ -2,6 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../core/commands';
 import { workflowIdFor } from '../../core/ids';
+import { inParallel } from '../../core/in-parallel';
 import { flowLimitChangedSignal } from '../../workflows';
 import { defaultBurst, deleteFlowLimit, getFlowLimit, listFlowLimits, putFlowLimit } from '../../core/flow-limits';
 import type { AppDeps } from '../app';
@@ -37,22 +38,18 @@ const WAKE_CONCURRENCY = 16;
  */
 function wakeWaiting(client: Client | undefined, tenantId: string, key: string, ids: string[], log: FastifyBaseLogger) {
   if (client === undefined || ids.length === 0) return;
-  const queue = [...ids];
   let failed = 0;
-  const next = async (): Promise<void> => {
-    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-      try {
-        await client.workflow.getHandle(workflowIdFor(tenantId, id)).signal(flowLimitChangedSignal);
-      } catch (err) {
-        // An ended workflow has nothing to wake.
-        if (!(err instanceof WorkflowNotFoundError)) {
-          failed++;
-          log.warn({ err, tenantId, flowKey: key, serviceCallId: id }, 'could not wake a waiting call');
-        }
+  void inParallel(ids, WAKE_CONCURRENCY, async (id) => {
+    try {
+      await client.workflow.getHandle(workflowIdFor(tenantId, id)).signal(flowLimitChangedSignal);
+    } catch (err) {
+      // An ended workflow has nothing to wake.
+      if (!(err instanceof WorkflowNotFoundError)) {
+        failed++;
+        log.warn({ err, tenantId, flowKey: key, serviceCallId: id }, 'could not wake a waiting call');
       }
     }
-  };
-  void Promise.all(Array.from({ length: Math.min(WAKE_CONCURRENCY, ids.length) }, next)).then(() => {
+  }).then(() => {
     log.info({ tenantId, flowKey: key, woken: ids.length - failed, failed }, 'waiting calls woken');
   });
 }

@@ -188,19 +188,8 @@ export async function faultRun(opts: RunOptions, body: (ctx: RunContext) => Prom
   }
 }
 
-/** Runs `task` for each item with at most `concurrency` at once. */
-export async function inParallel<T>(
-  items: readonly T[],
-  concurrency: number,
-  task: (item: T, i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) await task(items[i]!, i);
-    }),
-  );
-}
+/** The scenarios' load runs through the one in core. */
+export { inParallel } from '../../core/in-parallel';
 
 /** A random whole number in [min, max]. */
 export function between(min: number, max: number): number {
