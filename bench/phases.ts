@@ -37,6 +37,8 @@ export interface PhaseResult {
   lastHitAfterDueMs?: number;
   /** Burst: how long before the due instant the last submit was accepted (negative: after it). */
   submittedBeforeDueMs?: number;
+  /** Burst: hits in each second after the due instant. */
+  hitsPerSecond?: number[];
   maxSlipMs?: number;
   /** Time the system needed afterwards until every due call was done and consumers caught up. */
   drainMs?: number;
@@ -450,6 +452,17 @@ export async function timers(
  * seconds after the first submit; then the time from that instant until the last target hit,
  * the lateness of every call, early runs and repeats. The 2,000 reminders due at 09:00.
  */
+/** How many of the lateness values fall in each whole second after the due instant. */
+function perSecond(lateMs: number[]): number[] {
+  const counts: number[] = [];
+  for (const v of lateMs) {
+    const s = Math.max(0, Math.floor(v / 1000));
+    while (counts.length <= s) counts.push(0);
+    counts[s]!++;
+  }
+  return counts;
+}
+
 export async function burst(
   env: PhaseEnv,
   driver: Driver,
@@ -492,6 +505,7 @@ export async function burst(
       lateness: summarize(ran),
       lastHitAfterDueMs: ran.length > 0 ? Math.max(...ran) : undefined,
       submittedBeforeDueMs: dueAtMs - submittedAt,
+      hitsPerSecond: perSecond(ran),
     };
   });
   Object.assign(result, await settle(env, driver));

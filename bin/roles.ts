@@ -187,6 +187,10 @@ export async function startWorker({
     // measured: the process passed 700 MB with 2,000 calls waiting). A workflow that falls out is
     // replayed from its short history when its timer fires.
     maxCachedWorkflows: config.workerCachedWorkflows,
+    // The SDK's default (10 s) moves a task that waited that long on this worker's sticky queue to
+    // the shared queue, where the worker must fetch and replay the whole history; in a burst of
+    // 2,000 due at once that cost 5 s at the end (bench/README.md, "Burst experiments").
+    stickyQueueScheduleToStartTimeout: config.workerStickyTimeoutMs,
     shutdownGraceTime: '10 seconds',
   });
   const running = worker.run();

@@ -47,6 +47,8 @@ export interface Config {
   workerAttemptSlots: number;
   /** Workflows a worker keeps in memory between their tasks (the SDK's sticky cache). */
   workerCachedWorkflows: number;
+  /** How long a workflow task waits on a worker's sticky queue before any worker may take it. */
+  workerStickyTimeoutMs: number;
   /** Base URL of the Temporal Web UI, used for links; absent when unknown. */
   temporalUiUrl: string | undefined;
   /** A workflow bundle made ahead of time (bundleWorkflowCode); absent → bundle at start. */
@@ -212,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 1_000, 86_400_000),
     workerAttemptSlots: int(env, 'WORKER_ATTEMPT_SLOTS', 100, 1, 10_000),
     workerCachedWorkflows: int(env, 'WORKER_CACHED_WORKFLOWS', 500, 0, 100_000),
+    workerStickyTimeoutMs: int(env, 'WORKER_STICKY_TIMEOUT_MS', 10_000, 1_000, 600_000),
     temporalUiUrl:
       optional(env, 'TEMPORAL_UI_URL') ??
       (temporalAddress === undefined ? `http://localhost:${embeddedTemporalUiPort}` : undefined),
