@@ -447,11 +447,6 @@ export async function timers(
   return result;
 }
 
-/**
- * Burst: n calls submitted ahead (by `concurrency` clients), all due at one instant `leadS`
- * seconds after the first submit; then the time from that instant until the last target hit,
- * the lateness of every call, early runs and repeats. The 2,000 reminders due at 09:00.
- */
 /** How many of the lateness values fall in each whole second after the due instant. */
 function perSecond(lateMs: number[]): number[] {
   const counts: number[] = [];
@@ -463,6 +458,11 @@ function perSecond(lateMs: number[]): number[] {
   return counts;
 }
 
+/**
+ * Burst: n calls submitted ahead (by `concurrency` clients), all due at one instant `leadS`
+ * seconds after the first submit; then the time from that instant until the last target hit,
+ * the lateness of every call, early runs and repeats. The 2,000 reminders due at 09:00.
+ */
 export async function burst(
   env: PhaseEnv,
   driver: Driver,

@@ -188,8 +188,8 @@ export async function startWorker({
     // replayed from its short history when its timer fires.
     maxCachedWorkflows: config.workerCachedWorkflows,
     // The SDK's default (10 s) moves a task that waited that long on this worker's sticky queue to
-    // the shared queue, where the worker must fetch and replay the whole history; in a burst of
-    // 2,000 due at once that cost 5 s at the end (bench/README.md, "Burst experiments").
+    // the shared queue, where the worker must fetch and replay the whole history; a burst of 2,000
+    // due at once does that to its last calls (bench/README.md, "Burst experiments").
     stickyQueueScheduleToStartTimeout: config.workerStickyTimeoutMs,
     shutdownGraceTime: '10 seconds',
   });

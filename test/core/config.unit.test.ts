@@ -1,25 +1,35 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../../core/config';
+import { ConfigError, loadConfig, type Config } from '../../core/config';
 
-test('RECONCILE_INTERVAL_MS: a minute by default, parsed, and a value out of range names the variable', () => {
-  assert.equal(loadConfig({}).reconcileIntervalMs, 60_000);
-  assert.equal(loadConfig({ RECONCILE_INTERVAL_MS: '5000' }).reconcileIntervalMs, 5_000);
-  for (const bad of ['500', '1.5', 'soon', '86400001']) {
+/** A whole-number setting: its default, a value parsed, and values refused with the variable's name. */
+function checksRange(name: string, field: keyof Config, fallback: number, set: [string, number], bad: string[]) {
+  assert.equal(loadConfig({})[field], fallback);
+  assert.equal(loadConfig({ [name]: set[0] })[field], set[1]);
+  for (const value of bad) {
     assert.throws(
-      () => loadConfig({ RECONCILE_INTERVAL_MS: bad }),
-      (err: unknown) => err instanceof ConfigError && err.message.startsWith('RECONCILE_INTERVAL_MS must be'),
+      () => loadConfig({ [name]: value }),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${name} must be`),
     );
   }
+}
+
+test('RECONCILE_INTERVAL_MS: a minute by default, parsed, and a value out of range names the variable', () => {
+  checksRange(
+    'RECONCILE_INTERVAL_MS',
+    'reconcileIntervalMs',
+    60_000,
+    ['5000', 5_000],
+    ['500', '1.5', 'soon', '86400001'],
+  );
 });
 
 test('WORKER_STICKY_TIMEOUT_MS: the SDK default of 10 s unless set, parsed, and a value out of range names the variable', () => {
-  assert.equal(loadConfig({}).workerStickyTimeoutMs, 10_000);
-  assert.equal(loadConfig({ WORKER_STICKY_TIMEOUT_MS: '60000' }).workerStickyTimeoutMs, 60_000);
-  for (const bad of ['999', '2.5', 'long', '600001']) {
-    assert.throws(
-      () => loadConfig({ WORKER_STICKY_TIMEOUT_MS: bad }),
-      (err: unknown) => err instanceof ConfigError && err.message.startsWith('WORKER_STICKY_TIMEOUT_MS must be'),
-    );
-  }
+  checksRange(
+    'WORKER_STICKY_TIMEOUT_MS',
+    'workerStickyTimeoutMs',
+    10_000,
+    ['60000', 60_000],
+    ['999', '2.5', 'long', '600001'],
+  );
 });

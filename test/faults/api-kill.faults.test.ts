@@ -57,7 +57,6 @@ for (const r of runs) {
         }
       })();
       let loading = true;
-      let rounds = 0;
       const killer = (async () => {
         while (r.randomKills && loading) {
           await sleep(between(2_000, 4_000));
@@ -68,11 +67,12 @@ for (const r of runs) {
       // Rounds of 100 single submits beside 8 batches of 25 (a batch whose answer was lost is sent
       // again whole), until the api has died at least 3 times: the deaths are random, and one
       // round can end before they come (a CI run saw 2 in 3.4 s). At most 5 rounds.
-      for (let round = 0; round < 5 && (round === 0 || crashes < 3); round++) {
-        const keys = Array.from({ length: 100 }, (_, i) => `ak${r.run}-${round}-${i}`);
+      let rounds = 0;
+      for (; rounds < 5 && (rounds === 0 || crashes < 3); rounds++) {
+        const keys = Array.from({ length: 100 }, (_, i) => `ak${r.run}-${rounds}-${i}`);
         const batches = Array.from({ length: 8 }, (_, b) =>
           Array.from({ length: 25 }, (_, i) => ({
-            key: `akb${r.run}-${round}-${b}-${i}`,
+            key: `akb${r.run}-${rounds}-${b}-${i}`,
             ...(i % 3 === 0 ? { dueInMs: between(500, 3_000) } : {}),
           })),
         );
@@ -84,7 +84,6 @@ for (const r of runs) {
             await client.submitBatch(batch);
           }),
         ]);
-        rounds++;
       }
       loading = false;
       await killer;
