@@ -656,7 +656,13 @@ export async function flowPhases(
   };
   const beside = async (seconds: number) => {
     const { results, errors } = await openLoop(opts.besideRate, seconds, () => driver.accept('flow-free'));
-    return { pickup: summarize(await pickups(results)), errors, n: results.length };
+    const pickup = summarize(await pickups(results));
+    // Where their time went (no terminal status is awaited here: seen = hit).
+    const timed = results.flatMap((a) => {
+      const hitAt = env.ctx.target.hitAt(a.id);
+      return hitAt === undefined ? [] : [{ workflowId: driver.workflowId(a.id), t0: a.t0, hitAt, seenAt: hitAt }];
+    });
+    return { pickup, errors, n: results.length, breakdown: await breakdown(env.ctx.temporal, timed) };
   };
   const alone = await measured(env, async () => {
     const b = await beside(10);
@@ -708,6 +714,7 @@ export async function flowPhases(
       repeated: env.ctx.target.duplicates - repeatedBefore,
       pickup: b.pickup,
       errors: b.errors,
+      breakdown: b.breakdown,
     };
   });
   await settle(env, driver);
@@ -731,6 +738,7 @@ export async function flowPhases(
       repeated: env.ctx.target.duplicates - repeatedBefore,
       pickup: b.pickup,
       errors: b.errors,
+      breakdown: b.breakdown,
     };
   });
   Object.assign(limited, await settle(env, driver));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultBurst, effectiveKeys, judgeKey, refilled, type KeyState } from '../../core/flow-limits';
+import { defaultBurst, effectiveKeys, inTurn, judgeKey, refilled, type KeyState } from '../../core/flow-limits';
 
 /** The pure parts of flow-limit admission (ADR-0018): the bucket, reserved slots, concurrency. */
 
@@ -69,4 +69,39 @@ test('concurrency: a free place admits unless older awake waiters take it; the w
 test('the keys of a call: its own, and its host when the tenant has host limits', () => {
   assert.deepEqual(effectiveKeys(['b', 'a', 'b'], 'https://api.example.com/x', false), ['a', 'b']);
   assert.deepEqual(effectiveKeys(undefined, 'https://api.example.com/x', true), ['host:api.example.com']);
+});
+
+test('admissions of one process take their turns per key, in key order, and a failed one passes its turn on', async () => {
+  const open = new Map<string, number>();
+  let most = 0;
+  const trace: string[] = [];
+  const holding = (names: string[], label: string, ms: number, fail = false) =>
+    inTurn(names, async () => {
+      for (const n of names) open.set(n, (open.get(n) ?? 0) + 1);
+      most = Math.max(most, ...open.values());
+      trace.push(`${label}+`);
+      await new Promise((r) => setTimeout(r, ms));
+      trace.push(`${label}-`);
+      for (const n of names) open.set(n, open.get(n)! - 1);
+      if (fail) throw new Error(`${label} failed`);
+      return label;
+    });
+  const results = await Promise.allSettled([
+    holding(['t\0a'], 'A', 30),
+    holding(['t\0a', 't\0b'], 'B', 10, true),
+    holding(['t\0b'], 'C', 10),
+    holding(['u\0a'], 'D', 5),
+    holding(['t\0a'], 'E', 5),
+  ]);
+  assert.deepEqual(
+    results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)),
+    ['A', 'B failed', 'C', 'D', 'E'],
+  );
+  assert.equal(most, 1, 'never two admissions on one name at once');
+  // D (another tenant's key) and C (key b, free until B takes it) run beside A; B waits for A,
+  // then for C; E, queued on a behind B, runs once B failed.
+  assert.ok(trace.indexOf('D+') < trace.indexOf('A-'));
+  assert.ok(trace.indexOf('C+') < trace.indexOf('A-'));
+  assert.ok(trace.indexOf('B+') > trace.indexOf('A-') && trace.indexOf('B+') > trace.indexOf('C-'));
+  assert.ok(trace.indexOf('E+') > trace.indexOf('B-'));
 });
