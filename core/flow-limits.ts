@@ -217,10 +217,10 @@ const turns = new Map<string, Promise<void>>();
  * Runs `fn` once every earlier admission of this process on each of the names has finished,
  * taking the names in the order given (sorted keys, as the rows are locked, so two stacked calls
  * never wait for each other in a cycle). The row lock alone would serialize them too, but each
- * waiter would hold one of the pool's connections meanwhile: measured in the bench's flow phase,
- * 17 of the worker's 20 connections waited on one key's row, and the calls without a key waited
- * behind them for a connection to record their attempts. Queued here, a saturated key holds one
- * connection per process; the lock still orders the processes.
+ * waiter would hold one of the pool's connections meanwhile: sampled in the bench's flow phase,
+ * 17 of the worker's 20 connections waited on one key's row (`Lock:tuple`), none with this queue.
+ * Queued here, a saturated key holds one connection per process, and the rest of the pool stays
+ * free for the worker's other queries; the lock still orders the processes.
  */
 export async function inTurn<T>(names: readonly string[], fn: () => Promise<T>): Promise<T> {
   const [name, ...rest] = names;
