@@ -25,7 +25,7 @@ import {
   httpAttemptDuration,
   timerLateness,
 } from '../core/metrics';
-import { acquire, effectiveKeys, releaseLeases, renewLeases, type Admission } from '../core/flow-limits';
+import { acquire, effectiveKeys, releaseLeases, renewLeases, reserveAhead, type Admission } from '../core/flow-limits';
 import { toView } from '../core/view';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
 import { FailureType } from '../workflows/failure-types';
@@ -424,7 +424,11 @@ export function createActivities(deps: ActivityDeps) {
           deps.log.info({ ...ref, ...throttle }, 'attempt held back by flow limits');
           return { status: 'Running', retryInMs: null, throttle };
         }
-        if (admission !== undefined) leased = admission.leased;
+        if (admission !== undefined) {
+          leased = admission.leased;
+          // Admitted ahead: its token is there at that instant, not before (ADMIT_AHEAD_MS).
+          if (admission.sendInMs > 0) await sleep(admission.sendInMs);
+        }
         // Recorded on calls a limit applied to (or held back before its limit was deleted) only.
         const throttledMs =
           admission === undefined || (admission.limited.length === 0 && throttledMsOf(ref.flow, admission) === 0)
@@ -594,6 +598,34 @@ export function createActivities(deps: ActivityDeps) {
      * The call's status and dueAt as the stream holds them: what a workflow nudged by a
      * reschedule sleeps until (ADR-0012). The nudge carries nothing; this is the truth.
      */
+    /**
+     * Reserves the call's send slots on its rate keys ahead of its dueAt (revision 6, ADR-0018),
+     * so that its workflow sleeps until the slot rather than waking at dueAt to be held back.
+     * Answers when to wake: the slot (never more than FLOW_MAX_SLOT_WAIT_MS past dueAt, so that a
+     * lost `flowLimitChanged` cannot leave it asleep long), or null: no rate key, no limits on
+     * this worker, or the call is no longer Scheduled. The attempt still asks for admission.
+     */
+    async reserveFlowSlots(ref: ServiceCallRef): Promise<{ wakeAt: string | null }> {
+      const flow = deps.flow;
+      if (flow === undefined) return { wakeAt: null };
+      const history = await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId));
+      const submitted = history[0];
+      const state = fold(history);
+      if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted' || state === undefined) notFound(ref);
+      if (state.status !== 'Scheduled') return { wakeAt: null };
+      const keys = effectiveKeys(
+        submitted.data.flowKeys,
+        submitted.data.request.url,
+        await flow.hostLimits.has(ref.tenantId),
+      );
+      const slot = await reserveAhead(deps.db, { ...ref, dueAt: state.dueAt, keys });
+      if (slot === null) return { wakeAt: null };
+      const latest =
+        Math.max(new Date(state.dueAt).getTime(), now().getTime()) + (flow.maxSlotWaitMs ?? flow.maxWaitMs);
+      const wakeAt = new Date(Math.min(new Date(slot).getTime(), latest)).toISOString();
+      deps.log.debug({ ...ref, dueAt: state.dueAt, slotAt: slot, wakeAt }, 'flow slots reserved ahead');
+      return { wakeAt };
+    },
     async readSchedule(ref: ServiceCallRef): Promise<ScheduleReport> {
       const state = fold(await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)));
       if (state === undefined) notFound(ref);

@@ -228,6 +228,7 @@ export async function startRelay({
     taskQueue: config.temporalTaskQueue,
     wakeEarlyMs: config.timerLeadMs,
     callbackPolicy: config.callback,
+    flowReserveAheadMs: config.flow.reserveAheadMs,
   };
   const relay = new Relay(
     { db: database.db, databaseUrl: infra.databaseUrl, log: relayLog, pollMs: config.relayPollMs },

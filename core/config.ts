@@ -59,7 +59,7 @@ export interface Config {
   callback: CallbackPolicy;
   /** Most schedules one tenant may hold (deleted ones do not count); ADR-0017. */
   schedulesPerTenant: number;
-  /** Flow limits (ADR-0018), read by the worker, which admits attempts. */
+  /** Flow limits (ADR-0018), read by the worker, which admits attempts, and the relay (reserveAheadMs). */
   flow: FlowPolicy;
 }
 
@@ -77,6 +77,11 @@ export interface FlowPolicy {
   /** Waits up to this long are slept inside the attempt (no durable timer, no workflow task). */
   inProcessWaitMs: number;
   hostCacheMs: number;
+  /**
+   * How long before its dueAt a call with flowKeys reserves its send slots and sleeps until its
+   * slot rather than its dueAt (0: never; the attempt then asks at dueAt). Read by the relay.
+   */
+  reserveAheadMs: number;
 }
 
 /**
@@ -228,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxSlotWaitMs: int(env, 'FLOW_MAX_SLOT_WAIT_MS', 60_000, 100, 600_000),
       inProcessWaitMs: int(env, 'FLOW_IN_PROCESS_WAIT_MS', 1_000, 0, 10_000),
       hostCacheMs: int(env, 'FLOW_HOST_CACHE_MS', 5_000, 0, 600_000),
+      reserveAheadMs: int(env, 'FLOW_RESERVE_AHEAD_MS', 60_000, 0, 3_600_000),
     },
   };
 }

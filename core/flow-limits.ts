@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, lte, sql, type SQL } from 'drizzle-orm';
 import { flowLeases, flowLimits, flowWaiting, type FlowLimitRow } from '../drizzle/schema';
 import type { Db, DbOrTx } from './db';
 
@@ -70,6 +70,13 @@ export interface KeyState {
   reservedAheadMs: number | null;
   /** This call's own reserved slot, ms from now (≤ 0: due); null: it holds none. */
   slotInMs: number | null;
+  /**
+   * The earliest send slot another call holds on this key, ms from now, counting slots passed
+   * within the last interval (their holders may be on their way); null: none. Slots reserved
+   * ahead for calls due later (`reserveAhead`) leave free stretches before them, which a call
+   * without a slot may use when it leaves the next holder its token.
+   */
+  nextSlotMs?: number | null;
   /** Other calls' live leases of this key. */
   inFlight: number;
   /** Live waiters of this key with an older dueAt than the asking call. */
@@ -84,13 +91,23 @@ export interface KeyState {
 export const DEFAULT_HOLD_MS = 500;
 /** The shortest wait suggested: below it a timer costs more than it saves. */
 export const MIN_WAIT_MS = 5;
-/** A reserved call this close to its slot may take a token that is there. */
-const SLOT_EARLY_MS = 5;
+/**
+ * A call whose token (and slot) comes within this long is admitted now and told to send then
+ * (`sendInMs`): the token is taken at that instant, so the target sees no more than the bucket
+ * allows, and the bucket does not sit full meanwhile. Asking again at the instant instead lost
+ * the time each ask took: with burst 1 a full bucket cannot bank it (measured: 0.93× of 10/s).
+ */
+export const ADMIT_AHEAD_MS = 100;
 
 export type KeyVerdict =
-  | { admitted: true }
+  | {
+      admitted: true;
+      /** Send this long from now (when the token and the call's slot are there); absent: now. */
+      sendInMs?: number;
+    }
   | {
       admitted: false;
+      /** When to ask again: a little before the call can be admitted (ADMIT_AHEAD_MS). */
       waitMs: number;
       /** The call's send slot on this key (ms from now) to keep or to make; null: none. */
       slotInMs: number | null;
@@ -105,30 +122,43 @@ export type KeyVerdict =
  * The rate is a token bucket with reservations: a call the bucket refuses is given the next free
  * send slot (one interval after the last one handed out, or when the next token is due) and comes
  * back then; a call without a slot never takes a token while slots are handed out ahead of it, so
- * the reserved calls go in the order they asked and a returning call finds its token. The
- * concurrency needs a free place after the older waiters whose wait is over have theirs.
+ * the reserved calls go in the order they asked and a returning call finds its token. A token
+ * and slot due within ADMIT_AHEAD_MS admit the call to send then. The concurrency needs a free
+ * place after the older waiters whose wait is over have theirs.
  */
 export function judgeKey(k: KeyState): KeyVerdict {
   let waitMs = 0;
   let refused = false;
   let slotInMs: number | null = k.slotInMs;
   let reserves = false;
+  let sendInMs = 0;
+  /** Asks again this much before it can be admitted, to be admitted ahead. */
+  const early = (ms: number) => Math.max(0, ms - ADMIT_AHEAD_MS / 2);
   if (k.ratePerSecond !== null) {
     const tokenInMs = k.tokens >= 1 ? 0 : ((1 - k.tokens) * 1000) / k.ratePerSecond;
     if (k.slotInMs !== null) {
       const w = Math.max(k.slotInMs, tokenInMs);
-      if (w > SLOT_EARLY_MS || tokenInMs > 0) {
+      if (w > ADMIT_AHEAD_MS) {
         refused = true;
-        waitMs = Math.max(waitMs, w);
-      }
+        waitMs = Math.max(waitMs, early(w));
+      } else sendInMs = Math.max(0, w);
     } else {
+      const interval = 1000 / k.ratePerSecond;
       const ahead = k.reservedAheadMs !== null && k.reservedAheadMs > 0 ? k.reservedAheadMs : null;
-      if (tokenInMs > 0 || ahead !== null) {
+      // Whether a send at `atMs` leaves the next slot holder its token: one interval before it.
+      const fits = (atMs: number) =>
+        k.nextSlotMs === undefined || k.nextSlotMs === null || k.nextSlotMs - atMs >= interval;
+      const free = ahead === null || (k.nextSlotMs !== undefined && fits(tokenInMs));
+      if (free && tokenInMs <= ADMIT_AHEAD_MS) sendInMs = tokenInMs;
+      else {
         refused = true;
-        const slot = Math.max(tokenInMs, ahead === null ? 0 : ahead + 1000 / k.ratePerSecond);
+        // A free stretch before the reserved slots: the next token, held as a slot of its own
+        // (the key's reserved-until stays where it is). Otherwise the next slot after the last.
+        const inGap = ahead !== null && free;
+        const slot = inGap ? tokenInMs : Math.max(tokenInMs, ahead === null ? 0 : ahead + interval);
         slotInMs = slot;
-        reserves = true;
-        waitMs = Math.max(waitMs, slot);
+        reserves = !inGap;
+        waitMs = Math.max(waitMs, early(slot));
       }
     }
   }
@@ -137,7 +167,7 @@ export function judgeKey(k: KeyState): KeyVerdict {
     const turns = Math.floor((k.inFlight + k.ahead - k.concurrency) / k.concurrency) + 1;
     waitMs = Math.max(waitMs, Math.max(1, turns) * (k.holdMs ?? DEFAULT_HOLD_MS));
   }
-  if (!refused) return { admitted: true };
+  if (!refused) return sendInMs > 0 ? { admitted: true, sendInMs } : { admitted: true };
   return { admitted: false, waitMs: Math.max(MIN_WAIT_MS, waitMs), slotInMs, reserves };
 }
 
@@ -171,7 +201,10 @@ export type Admission =
       limited: string[];
       /** When the call was first refused for this attempt; null when admitted at once. */
       waitedSince: string | null;
+      /** When it may send: the admission's instant, plus `sendInMs`. */
       at: string;
+      /** Wait this long before sending (ADMIT_AHEAD_MS); 0: send now. */
+      sendInMs: number;
     }
   | { admitted: false; waitingFor: string[]; waitMs: number; since: string };
 
@@ -189,6 +222,7 @@ interface LimitStateRow extends Record<string, unknown> {
   hold_ms: number | null;
   elapsed_ms: number;
   reserved_ahead_ms: number | null;
+  next_slot_ms: number | null;
   in_flight: number;
   ahead: number;
   ahead_awake: number;
@@ -257,6 +291,10 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
       select l.key, l.rate_per_second, l.burst, l.concurrency, l.tokens, l.hold_ms,
         extract(epoch from (clock_timestamp() - l.refilled_at)) * 1000 as elapsed_ms,
         extract(epoch from (l.reserved_until - clock_timestamp())) * 1000 as reserved_ahead_ms,
+        (select extract(epoch from (min(w.slot_at) - clock_timestamp())) * 1000 from flow_waiting w
+          where w.tenant_id = l.tenant_id and w.key = l.key and w.expires_at > clock_timestamp()
+            and w.slot_at > clock_timestamp() - greatest(1000, 1000 / l.rate_per_second) * interval '1 millisecond'
+            and w.service_call_id <> ${req.serviceCallId}) as next_slot_ms,
         (select count(*) from flow_leases f
           where f.tenant_id = l.tenant_id and f.key = l.key and f.expires_at > clock_timestamp()
             and f.service_call_id <> ${req.serviceCallId})::int as in_flight,
@@ -287,6 +325,7 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
         limited: [],
         waitedSince: since?.toISOString() ?? null,
         at: dbNow.toISOString(),
+        sendInMs: 0,
       };
     }
     const states = rows.map((r) => ({
@@ -305,6 +344,7 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
             ),
       reservedAheadMs: r.reserved_ahead_ms === null ? null : Number(r.reserved_ahead_ms),
       slotInMs: slots.has(r.key) ? slots.get(r.key)! - dbNow.getTime() : null,
+      nextSlotMs: r.next_slot_ms === null ? null : Number(r.next_slot_ms),
       inFlight: r.in_flight,
       ahead: r.ahead,
       aheadAwake: r.ahead_awake,
@@ -383,7 +423,7 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
       for (const [key, untilMs] of reservedUntil) {
         await tx
           .update(flowLimits)
-          .set({ reservedUntil: new Date(untilMs) })
+          .set({ reservedUntil: sql`greatest(${flowLimits.reservedUntil}, ${new Date(untilMs)}::timestamptz)` })
           .where(and(eq(flowLimits.tenantId, req.tenantId), eq(flowLimits.key, key)));
       }
       return {
@@ -393,6 +433,9 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
         since: started.toISOString(),
       };
     }
+    // Admitted ahead: the latest of the keys' instants. A bucket left below zero is the token
+    // taken at that instant (it refills to zero by then).
+    const sendInMs = Math.max(0, ...verdicts.map((v) => (v.verdict.admitted ? (v.verdict.sendInMs ?? 0) : 0)));
     for (const s of states) {
       if (s.ratePerSecond === null) continue;
       await tx
@@ -424,9 +467,74 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
       leased,
       limited: states.map((s) => s.key),
       waitedSince: since?.toISOString() ?? null,
-      at: dbNow.toISOString(),
+      at: new Date(dbNow.getTime() + sendInMs).toISOString(),
+      sendInMs: Math.ceil(sendInMs),
     };
   });
+}
+
+/**
+ * Reserves, ahead of a call's dueAt, its send slot on each rate key of its keys, so that its
+ * workflow sleeps until the slot instead of waking at dueAt only to be told to wait (ADR-0018):
+ * calls due at one instant under a rate then wake at the rate, one workflow task each, instead of
+ * all at once. The slot is the key's next one at or after dueAt, one interval after the last
+ * handed out (the latest of them over the call's keys, held on each); the bucket's burst is not
+ * spent ahead. It is a reservation like the one a refused attempt gets: the attempt still needs
+ * a token when it comes, and an older call asking meanwhile may move it on. Answers the slot, or
+ * null when none of the keys has a rate (the call just sleeps until dueAt).
+ */
+export async function reserveAhead(db: Db, req: AdmissionRequest): Promise<string | null> {
+  const keys = [...new Set(req.keys)].sort();
+  if (keys.length === 0) return null;
+  return inTurn(
+    keys.map((k) => `${req.tenantId}\u0000${k}`),
+    () =>
+      db.transaction(async (tx) => {
+        const keyList = sql.join(
+          keys.map((k) => sql`${k}`),
+          sql`, `,
+        );
+        const { rows } = await tx.execute<{ key: string; next_at: Date }>(sql`
+          select key,
+            greatest(${req.dueAt}::timestamptz, clock_timestamp(),
+              reserved_until + 1000 / rate_per_second * interval '1 millisecond') as next_at
+          from flow_limits
+          where tenant_id = ${req.tenantId} and key in (${keyList}) and rate_per_second is not null
+          order by key
+          for update`);
+        // A repeat (the dueAt was moved) gives up what the call held.
+        await tx
+          .delete(flowWaiting)
+          .where(and(eq(flowWaiting.tenantId, req.tenantId), eq(flowWaiting.serviceCallId, req.serviceCallId)));
+        if (rows.length === 0) return null;
+        const slot = new Date(Math.max(...rows.map((r) => new Date(r.next_at).getTime())));
+        const dueAt = new Date(req.dueAt);
+        await tx.insert(flowWaiting).values(
+          rows.map((r) => ({
+            tenantId: req.tenantId,
+            key: r.key,
+            serviceCallId: req.serviceCallId,
+            dueAt,
+            // Waiting (its detail's waitingFor, the lists' counts) from dueAt on only.
+            since: dueAt,
+            wakeAt: slot,
+            slotAt: slot,
+            expiresAt: new Date(slot.getTime() + WAITER_GRACE_MS),
+          })),
+        );
+        await tx
+          .update(flowLimits)
+          .set({ reservedUntil: sql`greatest(${flowLimits.reservedUntil}, ${slot}::timestamptz)` })
+          .where(
+            and(
+              eq(flowLimits.tenantId, req.tenantId),
+              sql`${flowLimits.key} in (${keyList})`,
+              sql`${flowLimits.ratePerSecond} is not null`,
+            ),
+          );
+        return slot.toISOString();
+      }),
+  );
 }
 
 /** Keeps a running attempt's leases alive (called on the attempt's heartbeat). */
@@ -461,6 +569,7 @@ export async function waitingFor(db: Db, tenantId: string, serviceCallId: string
         eq(flowWaiting.tenantId, tenantId),
         eq(flowWaiting.serviceCallId, serviceCallId),
         gt(flowWaiting.expiresAt, sql`clock_timestamp()`),
+        lte(flowWaiting.since, sql`clock_timestamp()`),
       ),
     )
     .orderBy(asc(flowWaiting.key));
@@ -558,15 +667,19 @@ async function upsertFlowLimit(db: DbOrTx, tenantId: string, key: string, spec: 
 }
 
 /** The live rows of a limit's leases or waiters, counted beside it in one statement. */
-function liveCount(t: typeof flowLeases | typeof flowWaiting) {
-  return sql<number>`(select count(*) from ${t} where ${t.tenantId} = ${flowLimits.tenantId}
-    and ${t.key} = ${flowLimits.key} and ${t.expiresAt} > clock_timestamp())::int`;
+function liveCount(t: 'flow_leases' | 'flow_waiting') {
+  // Spelled out: in a select from one table drizzle leaves columns unqualified, so `${t.tenantId}
+  // = ${flowLimits.tenantId}` compared the inner table's column with itself and counted every
+  // tenant's rows. A slot reserved ahead (reserveAhead) is not a wait until its call is due.
+  const waiting = t === 'flow_waiting' ? sql` and c.since <= clock_timestamp()` : sql``;
+  return sql<number>`(select count(*) from ${sql.identifier(t)} c where c.tenant_id = "flow_limits"."tenant_id"
+    and c.key = "flow_limits"."key" and c.expires_at > clock_timestamp()${waiting})::int`;
 }
 
 /** Limits with their live counts, in one statement. */
 function limitsWithCounts(db: Db, where: SQL | undefined) {
   return db
-    .select({ limit: flowLimits, inFlight: liveCount(flowLeases), waiting: liveCount(flowWaiting) })
+    .select({ limit: flowLimits, inFlight: liveCount('flow_leases'), waiting: liveCount('flow_waiting') })
     .from(flowLimits)
     .where(where)
     .orderBy(asc(flowLimits.key));
@@ -588,6 +701,7 @@ export async function getFlowLimit(db: Db, tenantId: string, key: string): Promi
         eq(flowWaiting.tenantId, tenantId),
         eq(flowWaiting.key, key),
         gt(flowWaiting.expiresAt, sql`clock_timestamp()`),
+        lte(flowWaiting.since, sql`clock_timestamp()`),
       ),
     )
     .orderBy(asc(flowWaiting.dueAt), asc(flowWaiting.serviceCallId))

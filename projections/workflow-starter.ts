@@ -27,12 +27,17 @@ interface StarterOptions {
   wakeEarlyMs?: number;
   /** How a call's callback is delivered (config.callback); given to the workflows of calls with one. */
   callbackPolicy: CallbackDeliveryPolicy;
+  /**
+   * How long before dueAt a call with flowKeys reserves its send slots (config.flow.reserveAheadMs,
+   * ADR-0018); given to the workflows of calls with flowKeys. Absent or 0: they do not.
+   */
+  flowReserveAheadMs?: number;
 }
 
 /** What starting a call's workflow needs: where, and the timer lead (config.timerLeadMs). */
 export type StartTarget = Pick<
   StarterOptions,
-  'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs' | 'callbackPolicy'
+  'client' | 'eagerClient' | 'taskQueue' | 'wakeEarlyMs' | 'callbackPolicy' | 'flowReserveAheadMs'
 >;
 
 /**
@@ -61,6 +66,9 @@ export async function startCallWorkflow(
         wakeEarlyMs: target.wakeEarlyMs ?? 0,
         revision: SERVICE_CALL_REVISION,
         ...(submitted.data.callback === undefined ? {} : { callback: target.callbackPolicy }),
+        ...((submitted.data.flowKeys?.length ?? 0) > 0 && (target.flowReserveAheadMs ?? 0) > 0
+          ? { flowReserveAheadMs: target.flowReserveAheadMs }
+          : {}),
       },
     ],
     workflowIdConflictPolicy: 'USE_EXISTING',

@@ -45,9 +45,16 @@ export interface ServiceCallInput {
    * durable timer for the suggested wait and runs the same attempt again. 5: that wait ends early
    * on `flowLimitChanged` (a limit of the call was changed or deleted), so the admission may
    * suggest waiting until a rate key's send slot (FLOW_MAX_SLOT_WAIT_MS) instead of asking again
-   * every FLOW_MAX_WAIT_MS.
+   * every FLOW_MAX_WAIT_MS. 6: a call with `flowReserveAheadMs` reserves its rate keys' send
+   * slots that long before dueAt (or at start, when it is due sooner) and sleeps until its slot,
+   * so that calls due at one instant under a rate wake at the rate instead of all at dueAt.
    */
   revision?: number;
+  /**
+   * Set by the starter (FLOW_RESERVE_AHEAD_MS) on calls with flowKeys, from revision 6: how long
+   * before dueAt the workflow reserves the call's send slots (ADR-0018). Absent or 0: it does not.
+   */
+  flowReserveAheadMs?: number;
   /**
    * The call has a callback: how to deliver it (config.callback, as the starter had it). Absent
    * on calls without one, which end as before.
@@ -63,7 +70,7 @@ export interface CallbackDeliveryPolicy {
 }
 
 /** The revision new runs start with (see ServiceCallInput.revision). */
-export const SERVICE_CALL_REVISION = 5;
+export const SERVICE_CALL_REVISION = 6;
 
 export type ServiceCallOutcome = 'Succeeded' | 'Failed' | 'Cancelled' | 'Running' | 'Scheduled';
 
@@ -158,6 +165,13 @@ function callbackActivities(policy: CallbackDeliveryPolicy) {
 }
 
 const TERMINAL: ReadonlySet<ServiceCallOutcome> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+// Reserving send slots ahead is an optimisation: the attempt asks for admission anyway, so a
+// database that does not answer within a few tries leaves the call to sleep until dueAt.
+const flowAhead = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumAttempts: 3 },
+});
+
 /** Wait before running an attempt again that could not be recorded at all. */
 const NOT_RECORDED_RETRY_MS = 30_000;
 
@@ -178,20 +192,62 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
     nudged = true;
   });
   let flowChanged = false;
-  // Registered in every revision too; only revision 5 waits on it.
+  // Registered in every revision too; revisions 5 and 6 wait on it.
   setHandler(flowLimitChangedSignal, () => {
     flowChanged = true;
   });
 
+  /** Revision 6: how long before dueAt the call's send slots are reserved (0: never). */
+  const reserveAheadMs = revision >= 6 ? (input.flowReserveAheadMs ?? 0) : 0;
+  /** The dueAt the slots were reserved for, and the instant to wake for them (undefined: dueAt). */
+  let reservedFor: string | undefined;
+  let slotWakeMs: number | undefined;
+  const reserveSlots = async (): Promise<number | undefined> => {
+    phase = 'reserving flow slots';
+    try {
+      const { wakeAt } = await flowAhead.reserveFlowSlots(ref);
+      return wakeAt === null ? undefined : new Date(wakeAt).getTime();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return undefined;
+    } finally {
+      phase = 'sleeping';
+    }
+  };
+
   /**
    * Revision 2: sleeps until dueAt less the timer lead; a nudge ends the sleep, the dueAt is read
    * again from the store, and the sleep starts over from it. Returns when the timer fired, the
-   * call is no longer Scheduled, or (with `cancellable`) a cancel arrived.
+   * call is no longer Scheduled, or (with `cancellable`) a cancel arrived. Revision 6, with
+   * `flowReserveAheadMs`: wakes that long before dueAt (at once when it is nearer) to reserve the
+   * call's send slots, then sleeps until the later of dueAt and its slot; a changed limit
+   * (`flowLimitChanged`) gave the slots up, so it reserves again, or goes if the call is due.
    */
   const sleepUntilDue = async (cancellable: boolean): Promise<void> => {
+    const lead = input.wakeEarlyMs ?? 0;
+    const interrupted = () => (cancellable && cancelRequested) || nudged;
     for (;;) {
-      const wait = new Date(dueAt).getTime() - Date.now() - (input.wakeEarlyMs ?? 0);
-      if (wait > 0) await condition(() => (cancellable && cancelRequested) || nudged, wait);
+      const dueMs = new Date(dueAt).getTime();
+      if (reserveAheadMs > 0 && reservedFor !== dueAt && dueMs - Date.now() - lead > 0) {
+        const untilReserve = dueMs - reserveAheadMs - Date.now();
+        if (untilReserve > 0) await condition(interrupted, untilReserve);
+        if (!interrupted()) {
+          reservedFor = dueAt;
+          flowChanged = false;
+          slotWakeMs = await reserveSlots();
+        }
+      }
+      if (!interrupted()) {
+        const wait = Math.max(dueMs, slotWakeMs ?? 0) - Date.now() - lead;
+        const slotGone = () => slotWakeMs !== undefined && flowChanged;
+        if (wait > 0) await condition(() => interrupted() || slotGone(), wait);
+        if (!interrupted() && slotGone()) {
+          flowChanged = false;
+          reservedFor = undefined;
+          slotWakeMs = undefined;
+          continue;
+        }
+      }
       if ((cancellable && cancelRequested) || !nudged) return;
       nudged = false;
       phase = 'reading the due time';
@@ -201,6 +257,8 @@ export async function serviceCall(input: ServiceCallInput): Promise<ServiceCallO
       if (schedule.dueAt !== dueAt) {
         dueAt = schedule.dueAt;
         upsertSearchAttributes([{ key: DUE_AT, value: new Date(dueAt) }]);
+        // Reserved for the old dueAt: reserved again for the new one, unless it is due already.
+        slotWakeMs = undefined;
       }
     }
   };

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultBurst, effectiveKeys, inTurn, judgeKey, refilled, type KeyState } from '../../core/flow-limits';
+import {
+  ADMIT_AHEAD_MS,
+  defaultBurst,
+  effectiveKeys,
+  inTurn,
+  judgeKey,
+  refilled,
+  type KeyState,
+} from '../../core/flow-limits';
 
 /** The pure parts of flow-limit admission (ADR-0018): the bucket, reserved slots, concurrency. */
 
@@ -27,34 +35,76 @@ test('the bucket refills at the rate, never above its burst; the default burst i
   assert.equal(defaultBurst(0.1), 1);
 });
 
-test('a token and no slot ahead admits; no token reserves the next slot', () => {
+test('a token and no slot ahead admits; a token due soon admits to send then; a later one reserves the next slot', () => {
   assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1 })), { admitted: true });
-  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 0.5 })), {
+  // The token is 50 ms away (≤ ADMIT_AHEAD_MS): admitted now, to send when it is there.
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 0.5 })), { admitted: true, sendInMs: 50 });
+  // 1/s: the token is 500 ms away. A slot there, and the call asks again 50 ms before it.
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 1, burst: 1, tokens: 0.5 })), {
     admitted: false,
-    waitMs: 50,
-    slotInMs: 50,
+    waitMs: 500 - ADMIT_AHEAD_MS / 2,
+    slotInMs: 500,
     reserves: true,
   });
 });
 
 test('a call without a slot queues behind the slots handed out, even with a token there', () => {
   const v = judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1, reservedAheadMs: 300 }));
-  assert.deepEqual(v, { admitted: false, waitMs: 400, slotInMs: 400, reserves: true });
+  assert.deepEqual(v, { admitted: false, waitMs: 400 - ADMIT_AHEAD_MS / 2, slotInMs: 400, reserves: true });
+});
+
+test('slots reserved ahead leave free stretches: a call without a slot uses one when it leaves the next holder its token', () => {
+  // The next holder's slot is 2 s away (reserved ahead for calls due then): a token now is free.
+  assert.deepEqual(
+    judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1, reservedAheadMs: 5_000, nextSlotMs: 2_000 })),
+    { admitted: true },
+  );
+  // The next token soon: admitted to send then. Later (1/s): held as a slot of its own in the
+  // stretch, and the key's last slot stays where it is.
+  assert.deepEqual(
+    judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 0.5, reservedAheadMs: 5_000, nextSlotMs: 2_000 })),
+    { admitted: true, sendInMs: 50 },
+  );
+  assert.deepEqual(
+    judgeKey(key({ ratePerSecond: 1, burst: 1, tokens: 0.5, reservedAheadMs: 9_000, nextSlotMs: 4_000 })),
+    { admitted: false, waitMs: 500 - ADMIT_AHEAD_MS / 2, slotInMs: 500, reserves: false },
+  );
+  // The next holder is within an interval, or late (its slot just passed): it gets the token, and
+  // this call queues behind the last slot.
+  for (const nextSlotMs of [60, -40]) {
+    assert.deepEqual(
+      judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1, reservedAheadMs: 300, nextSlotMs })),
+      { admitted: false, waitMs: 400 - ADMIT_AHEAD_MS / 2, slotInMs: 400, reserves: true },
+      `next slot in ${nextSlotMs} ms`,
+    );
+  }
+  // Slots ahead but none held any more (their calls went, or gave them up): the token is free.
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, burst: 1, tokens: 1, reservedAheadMs: 300, nextSlotMs: null })), {
+    admitted: true,
+  });
 });
 
 test('a reserved call takes a token at its slot, waits for its slot before, and for a token after', () => {
   assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 1, slotInMs: -20, reservedAheadMs: 500 })), {
     admitted: true,
   });
+  // Its slot 200 ms away: it asks again 50 ms before, and is then admitted to send at the slot.
   assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 1, slotInMs: 200 })), {
     admitted: false,
-    waitMs: 200,
+    waitMs: 200 - ADMIT_AHEAD_MS / 2,
     slotInMs: 200,
     reserves: false,
   });
-  const late = judgeKey(key({ ratePerSecond: 10, tokens: 0.2, slotInMs: -30 }));
-  assert.equal(late.admitted, false);
-  assert.ok(!late.admitted && late.waitMs === 80 && !late.reserves);
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 1, slotInMs: 40 })), { admitted: true, sendInMs: 40 });
+  // Late for its slot, and the token 80 ms away (the one before it took its own late): send then.
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 10, tokens: 0.2, slotInMs: -30 })), { admitted: true, sendInMs: 80 });
+  // A bucket below zero (a token taken ahead): the next token is that much later.
+  assert.deepEqual(judgeKey(key({ ratePerSecond: 1, tokens: -0.5, slotInMs: -30 })), {
+    admitted: false,
+    waitMs: 1_500 - ADMIT_AHEAD_MS / 2,
+    slotInMs: -30,
+    reserves: false,
+  });
 });
 
 test('concurrency: a free place admits unless older awake waiters take it; the wait is turns of the hold', () => {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
 import { flowWaiting } from '../../drizzle/schema';
-import { acquire, putFlowLimit, type Admission } from '../../core/flow-limits';
+import { acquire, getFlowLimit, putFlowLimit, reserveAhead, waitingFor, type Admission } from '../../core/flow-limits';
 import { createTestEnv, type TestEnv } from '../support/env';
 
 /**
@@ -85,4 +85,76 @@ test('a rate key: an older call asking late takes the first reserved slot, the y
     POLICY,
   );
   assert.equal(again.admitted, false, 'its slot moved on: not yet');
+});
+
+test('slots reserved ahead: one interval apart from dueAt on, not waits until then, and the stretch before them stays usable', async () => {
+  const tenant = env.tenants.a.id;
+  const key = 'ahead-rate';
+  await putFlowLimit(env.database.db, tenant, key, { ratePerSecond: 2, burst: 1, concurrency: null });
+  const dueAt = new Date(Math.ceil(Date.now() / 1000) * 1000 + 20_000);
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+  const slots: number[] = [];
+  for (const id of ids) {
+    const slot = await reserveAhead(env.database.db, {
+      tenantId: tenant,
+      serviceCallId: id,
+      dueAt: dueAt.toISOString(),
+      keys: [key, 'no-such-limit'],
+    });
+    assert.ok(slot !== null, 'a rate key gives a slot');
+    slots.push(new Date(slot).getTime());
+  }
+  assert.deepEqual(
+    slots.map((s) => s - dueAt.getTime()),
+    [0, 500, 1000],
+    'the first at dueAt, then one interval (1/2 s) apart',
+  );
+  // Not due yet: nobody waits for the limit, though the slots are held.
+  assert.deepEqual(await waitingFor(env.database.db, tenant, ids[0]!), []);
+  assert.equal((await getFlowLimit(env.database.db, tenant, key))?.waiting, 0);
+  assert.deepEqual(await slotsOf(tenant, key), new Map(ids.map((id, i) => [id, slots[i]!])));
+
+  // A call due now is not queued behind them: the bucket's token now is free, and the next one
+  // is held in the stretch before dueAt.
+  const now = new Date(Date.now() - 100);
+  assert.equal((await ask(tenant, key, randomUUID(), now)).admitted, true, 'the token there is free');
+  const next = await ask(tenant, key, randomUUID(), now);
+  assert.ok(!next.admitted && next.waitMs <= 600, `the next token, not a slot after dueAt: ${JSON.stringify(next)}`);
+
+  // Moved: a repeat replaces the call's reservation; a key without a rate gives none.
+  const again = await reserveAhead(env.database.db, {
+    tenantId: tenant,
+    serviceCallId: ids[0]!,
+    dueAt: dueAt.toISOString(),
+    keys: [key],
+  });
+  assert.equal(new Date(again!).getTime() - dueAt.getTime(), 1500, 'after the last slot handed out');
+  assert.equal((await slotsOf(tenant, key)).size, 4, "its old slot is gone, the due-now call's is there");
+  await putFlowLimit(env.database.db, tenant, 'ahead-conc', { ratePerSecond: null, burst: null, concurrency: 1 });
+  assert.equal(
+    await reserveAhead(env.database.db, {
+      tenantId: tenant,
+      serviceCallId: randomUUID(),
+      dueAt: dueAt.toISOString(),
+      keys: ['ahead-conc'],
+    }),
+    null,
+  );
+});
+
+test("a limit's counts are its own: another tenant's (and another key's) waiting calls and leases do not show in them", async () => {
+  const [a, b] = [env.tenants.a.id, env.tenants.b.id];
+  for (const tenant of [a, b]) {
+    await putFlowLimit(env.database.db, tenant, 'counted', { ratePerSecond: null, burst: null, concurrency: 1 });
+  }
+  await putFlowLimit(env.database.db, b, 'other', { ratePerSecond: null, burst: null, concurrency: 1 });
+  const dueAt = new Date(Date.now() - 1_000);
+  // Tenant b: one call in flight and one waiting on 'counted', one in flight on 'other'.
+  assert.equal((await ask(b, 'counted', randomUUID(), dueAt)).admitted, true);
+  assert.equal((await ask(b, 'counted', randomUUID(), dueAt)).admitted, false);
+  assert.equal((await ask(b, 'other', randomUUID(), dueAt)).admitted, true);
+  const mine = await getFlowLimit(env.database.db, a, 'counted');
+  assert.deepEqual([mine?.inFlight, mine?.waiting], [0, 0]);
+  const theirs = await getFlowLimit(env.database.db, b, 'counted');
+  assert.deepEqual([theirs?.inFlight, theirs?.waiting], [1, 1]);
 });

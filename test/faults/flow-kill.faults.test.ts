@@ -8,7 +8,8 @@ import { faultRun, inParallel } from './scenario';
 
 /**
  * Flow limits under a worker kill (issue 16, ADR-0018): a key limited to concurrency 2 and 5/s,
- * two workers, ~40 due-now calls under that key against a target that answers in 300 ms. One
+ * two workers, 40 calls under that key (half due now, half 4 s later: those reserve their send
+ * slots ahead and sleep until them, revision 6) against a target that answers in 300 ms. One
  * worker is killed with SIGKILL while a request it sent is open at the target (so it holds a
  * lease), and restarted after 2 s. Then: the checker finds nothing lost or doubled beyond the
  * bound, every call Succeeded, the limit held at the target, and no lease is left.
@@ -107,8 +108,8 @@ test(
         let workers: RoleProcess[] = await Promise.all([env.start('worker'), env.start('worker')]);
 
         const keys = Array.from({ length: CALLS }, (_, i) => `fk-${i}`);
-        const submitting = inParallel(keys, 10, async (key) => {
-          await client.submit({ key, flowKeys: [KEY] });
+        const submitting = inParallel(keys, 10, async (key, i) => {
+          await client.submit({ key, flowKeys: [KEY], ...(i % 2 === 1 ? { dueInMs: 4_000 } : {}) });
         });
 
         // Kill the worker that sent a request the target is working on: it holds that call's lease.

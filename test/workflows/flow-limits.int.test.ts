@@ -4,6 +4,10 @@ import { mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { and, eq } from 'drizzle-orm';
+import { workflowIdFor } from '../../core/ids';
+import { lazyTemporalClient } from '../../core/temporal';
+import { flowWaiting } from '../../drizzle/schema';
 import { call, createTestEnv, PROJECT_ROOT, type Tenant, type TestEnv } from '../support/env';
 import { metric } from '../support/metrics';
 import { eventually, freePort, sleep } from '../support/net';
@@ -300,6 +304,82 @@ test('raising a rate wakes the calls holding send slots far ahead: they go at th
   // Without the wake, the last call would have slept until its slot, 40 s after the first hit.
   assert.ok(lastHit - changedAt < 20_000, `last hit ${lastHit - changedAt} ms after the change`);
   assert.equal(env.target.hitsFor('/slow-rate').length, 5);
+});
+
+/** The instant `ms` from now, rounded up to a whole second. */
+const dueIn = (ms: number) => new Date(Math.ceil((Date.now() + ms) / 1000) * 1000);
+
+/** How many slots of `key` are reserved (tenant a). */
+async function reservedSlots(key: string): Promise<number> {
+  const rows = await env.database.db
+    .select({ id: flowWaiting.serviceCallId })
+    .from(flowWaiting)
+    .where(and(eq(flowWaiting.tenantId, env.tenants.a.id), eq(flowWaiting.key, key)));
+  return rows.length;
+}
+
+test('calls due later reserve their send slots ahead: not waiting before dueAt, then they wake at the rate, on one timer each', async (t) => {
+  await putLimit('ahead-five', { ratePerSecond: 5, burst: 1 });
+  const dueAt = dueIn(5_000);
+  const ids = await submitMany(20, '/ahead', ['ahead-five'], { fields: { dueAt: dueAt.toISOString() } });
+  await eventually('20 slots reserved before dueAt', async () =>
+    (await reservedSlots('ahead-five')) === 20 ? true : undefined,
+  );
+  assert.ok(Date.now() < dueAt.getTime() - 500, 'reserved well before dueAt');
+  const before = await call(env, 'GET', '/v1/flow-limits/ahead-five');
+  assert.equal(before.body.waiting, 0, `held slots are not waits before dueAt: ${JSON.stringify(before.body)}`);
+  assert.deepEqual((await call(env, 'GET', `/v1/service-calls/${ids[0]}`)).body.waitingFor, []);
+  await sleep(dueAt.getTime() + 1_500 - Date.now());
+  // 20 at 5/s take 4 s: past dueAt, the calls with later slots wait for the limit and show it.
+  const during = await call(env, 'GET', '/v1/flow-limits/ahead-five');
+  assert.ok(during.body.waiting > 0, JSON.stringify(during.body));
+  const waiter = String(during.body.waitingCalls[0].id);
+  assert.deepEqual((await call(env, 'GET', `/v1/service-calls/${waiter}`)).body.waitingFor, ['ahead-five']);
+
+  const calls = await allSucceeded(ids);
+  const hits = env.target.hitsFor('/ahead');
+  assert.equal(hits.length, 20);
+  assert.equal(hits.filter((h) => h.at < dueAt.getTime()).length, 0, 'none before dueAt');
+  assert.ok(mostInWindow(hits, 1000) <= 6, `${mostInWindow(hits, 1000)} hits in one second`);
+  const lastAt = Math.max(...hits.map((h) => h.at));
+  t.diagnostic(`last hit ${lastAt - dueAt.getTime()} ms after dueAt`);
+  // The limit's own pace (3.8 s) and generous room for a shared machine.
+  assert.ok(lastAt - dueAt.getTime() <= 15_000, `the last hit came ${lastAt - dueAt.getTime()} ms after dueAt`);
+  const throttled = calls.map((c) => c.attempts[0].throttledMs as number);
+  assert.ok(Math.max(...throttled) >= 2_000, `the last ones record their wait: ${Math.max(...throttled)} ms`);
+
+  // Each call slept once, until its slot: no wake at dueAt to be told to wait (ADR-0018).
+  const temporal = lazyTemporalClient({ address: env.infra.temporalAddress, namespace: env.config.temporalNamespace });
+  try {
+    const timers = await Promise.all(
+      ids.map(async (id) => {
+        const history = await temporal.client.workflow.getHandle(workflowIdFor(env.tenants.a.id, id)).fetchHistory();
+        return (history.events ?? []).filter((e) => e.timerStartedEventAttributes != null).length;
+      }),
+    );
+    assert.deepEqual(
+      timers,
+      ids.map(() => 1),
+      'one timer per call',
+    );
+  } finally {
+    await temporal.connection.close();
+  }
+});
+
+test('raising a rate wakes calls that reserved slots ahead: they go at the new rate, not at their old slots', async (t) => {
+  // 0.1/s: the four calls due in 3 s hold slots at dueAt and 10, 20 and 30 s after it.
+  await putLimit('ahead-slow', { ratePerSecond: 0.1, burst: 1 });
+  const dueAt = dueIn(3_000);
+  const ids = await submitMany(4, '/ahead-slow', ['ahead-slow'], { fields: { dueAt: dueAt.toISOString() } });
+  await eventually('the first hit', async () => (env.target.hitsFor('/ahead-slow').length === 1 ? true : undefined));
+  await putLimit('ahead-slow', { ratePerSecond: 20, burst: 5 });
+  const changedAt = Date.now();
+  await allSucceeded(ids, 20_000);
+  const lastHit = Math.max(...env.target.hitsFor('/ahead-slow').map((h) => h.at));
+  t.diagnostic(`all 4 done ${lastHit - changedAt} ms after the change`);
+  assert.ok(lastHit - changedAt < 8_000, `last hit ${lastHit - changedAt} ms after the change (its old slot: 30 s)`);
+  assert.equal(env.target.hitsFor('/ahead-slow').length, 4);
 });
 
 test('retries obey the limits: under concurrency 1 a target that fails each call once never has two requests open', async (t) => {
