@@ -25,7 +25,15 @@ import {
   httpAttemptDuration,
   timerLateness,
 } from '../core/metrics';
-import { acquire, effectiveKeys, releaseLeases, renewLeases, reserveAhead, type Admission } from '../core/flow-limits';
+import {
+  acquire,
+  effectiveKeys,
+  giveUpWaits,
+  releaseLeases,
+  renewLeases,
+  reserveAhead,
+  type Admission,
+} from '../core/flow-limits';
 import { toView } from '../core/view';
 import { activeSigningSecrets, signatureHeaders, type SigningSecretView } from '../core/signing';
 import { FailureType } from '../workflows/failure-types';
@@ -591,13 +599,12 @@ export function createActivities(deps: ActivityDeps) {
     /** A cancel that reached the workflow: recorded only while the call is still Scheduled. */
     async cancelFromWorkflow(ref: ServiceCallRef): Promise<Status> {
       const messageId = deterministicMessageId(ref.serviceCallId, 'cancel');
-      return (await run(ref, { type: 'Cancel', source: 'workflow' }, messageId)).state.status;
+      const status = (await run(ref, { type: 'Cancel', source: 'workflow' }, messageId)).state.status;
+      // A slot it reserved ahead (revision 6) goes back to the key rather than sit unused.
+      if (status === 'Cancelled') await giveUpWaits(deps.db, ref.tenantId, ref.serviceCallId);
+      return status;
     },
 
-    /**
-     * The call's status and dueAt as the stream holds them: what a workflow nudged by a
-     * reschedule sleeps until (ADR-0012). The nudge carries nothing; this is the truth.
-     */
     /**
      * Reserves the call's send slots on its rate keys ahead of its dueAt (revision 6, ADR-0018),
      * so that its workflow sleeps until the slot rather than waking at dueAt to be held back.
@@ -626,6 +633,10 @@ export function createActivities(deps: ActivityDeps) {
       deps.log.debug({ ...ref, dueAt: state.dueAt, slotAt: slot, wakeAt }, 'flow slots reserved ahead');
       return { wakeAt };
     },
+    /**
+     * The call's status and dueAt as the stream holds them: what a workflow nudged by a
+     * reschedule sleeps until (ADR-0012). The nudge carries nothing; this is the truth.
+     */
     async readSchedule(ref: ServiceCallRef): Promise<ScheduleReport> {
       const state = fold(await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId)));
       if (state === undefined) notFound(ref);

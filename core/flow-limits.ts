@@ -537,6 +537,13 @@ export async function reserveAhead(db: Db, req: AdmissionRequest): Promise<strin
   );
 }
 
+/** Gives up the call's waits and reserved slots (a call cancelled while it held them). */
+export async function giveUpWaits(db: Db, tenantId: string, serviceCallId: string): Promise<void> {
+  await db
+    .delete(flowWaiting)
+    .where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.serviceCallId, serviceCallId)));
+}
+
 /** Keeps a running attempt's leases alive (called on the attempt's heartbeat). */
 export async function renewLeases(db: Db, tenantId: string, serviceCallId: string, ttlMs: number): Promise<void> {
   await db.execute(sql`

@@ -367,6 +367,20 @@ test('calls due later reserve their send slots ahead: not waiting before dueAt, 
   }
 });
 
+test('a call cancelled while it holds a slot reserved ahead gives the slot back', async () => {
+  await putLimit('ahead-cancel', { ratePerSecond: 1, burst: 1 });
+  const ids = await submitMany(2, '/ahead-cancel', ['ahead-cancel'], {
+    fields: { dueAt: dueIn(30_000).toISOString() },
+  });
+  await eventually('2 slots reserved', async () => ((await reservedSlots('ahead-cancel')) === 2 ? true : undefined));
+  const cancelled = await call(env, 'POST', `/v1/service-calls/${ids[1]}/cancel`);
+  assert.ok([200, 202].includes(cancelled.status), JSON.stringify(cancelled.body));
+  await eventually('the cancelled call to give its slot back', async () =>
+    (await reservedSlots('ahead-cancel')) === 1 ? true : undefined,
+  );
+  assert.equal(env.target.hitsFor('/ahead-cancel').length, 0);
+});
+
 test('raising a rate wakes calls that reserved slots ahead: they go at the new rate, not at their old slots', async (t) => {
   // 0.1/s: the four calls due in 3 s hold slots at dueAt and 10, 20 and 30 s after it.
   await putLimit('ahead-slow', { ratePerSecond: 0.1, burst: 1 });
