@@ -257,11 +257,9 @@ export function createActivities(deps: ActivityDeps) {
       }
   > {
     const streamId = streamIdFor(ref.tenantId, ref.serviceCallId);
-    let history: readonly StoredEvent[] = await readStream(deps.db, streamId);
-    const submitted = history[0];
-    if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
-    const state = fold(history);
-    if (state === undefined) notFound(ref);
+    const read = await readCall(ref);
+    const { submitted, state } = read;
+    let history: readonly StoredEvent[] = read.history;
     if (state.attempts.length >= ref.attempt) return { report: reportOf(state) };
     // Read while DueTimeReached is being appended (after the wait for dueAt, so that a secret
     // revoked meanwhile does not sign).
@@ -300,6 +298,18 @@ export function createActivities(deps: ActivityDeps) {
       request: { method: request.method, url: request.url, headers, body },
       history,
     };
+  }
+
+  /** The call's stream, its submission and its state; an unknown call is final for the workflow. */
+  async function readCall(
+    ref: ServiceCallRef,
+  ): Promise<{ history: readonly StoredEvent[]; submitted: ServiceCallSubmitted; state: ServiceCallState }> {
+    const history = await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId));
+    const submitted = history[0];
+    if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted') notFound(ref);
+    const state = fold(history);
+    if (state === undefined) notFound(ref);
+    return { history, submitted, state };
   }
 
   /**
@@ -615,10 +625,7 @@ export function createActivities(deps: ActivityDeps) {
     async reserveFlowSlots(ref: ServiceCallRef): Promise<{ wakeAt: string | null }> {
       const flow = deps.flow;
       if (flow === undefined) return { wakeAt: null };
-      const history = await readStream(deps.db, streamIdFor(ref.tenantId, ref.serviceCallId));
-      const submitted = history[0];
-      const state = fold(history);
-      if (submitted === undefined || submitted.type !== 'ServiceCallSubmitted' || state === undefined) notFound(ref);
+      const { submitted, state } = await readCall(ref);
       if (state.status !== 'Scheduled') return { wakeAt: null };
       const keys = effectiveKeys(
         submitted.data.flowKeys,

@@ -237,11 +237,28 @@ interface LimitStateRow extends Record<string, unknown> {
  * reserved for it (the key's `reserved_until` moves past it); nothing is taken.
  */
 export async function acquire(db: Db, req: AdmissionRequest, policy: AdmissionPolicy): Promise<Admission> {
+  return onKeys(req, (keyList) => acquireNow(db, req, keyList, policy));
+}
+
+/**
+ * Runs `fn` with the SQL list of the request's keys, in this process's turn on each of them
+ * (`inTurn`), taken in key order: the order their rows are locked in.
+ */
+function onKeys<T>(req: AdmissionRequest, fn: (keyList: SQL) => Promise<T>): Promise<T> {
   const keys = [...new Set(req.keys)].sort();
+  const keyList = sql.join(
+    keys.map((k) => sql`${k}`),
+    sql`, `,
+  );
   return inTurn(
     keys.map((k) => `${req.tenantId}\u0000${k}`),
-    () => acquireNow(db, req, keys, policy),
+    () => fn(keyList),
   );
+}
+
+/** A call's rows in flow_waiting: its waits and reserved slots on every key. */
+function waitsOf(tenantId: string, serviceCallId: string): SQL | undefined {
+  return and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.serviceCallId, serviceCallId));
 }
 
 /** The last admission queued on each tenant's key in this process. */
@@ -273,12 +290,8 @@ export async function inTurn<T>(names: readonly string[], fn: () => Promise<T>):
   }
 }
 
-async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy: AdmissionPolicy): Promise<Admission> {
+async function acquireNow(db: Db, req: AdmissionRequest, keyList: SQL, policy: AdmissionPolicy): Promise<Admission> {
   return db.transaction(async (tx) => {
-    const keyList = sql.join(
-      keys.map((k) => sql`${k}`),
-      sql`, `,
-    );
     // The locks first, in a statement of their own: under READ COMMITTED a statement sees what
     // was committed when it began, so counting leases in the locking statement would miss those
     // of the transaction it waited for (measured: 5 in flight under a concurrency of 2).
@@ -311,10 +324,9 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
       order by l.key`);
     const first = rows[0];
     const dbNow = first === undefined ? new Date() : new Date(first.db_now);
-    const mine = and(eq(flowWaiting.tenantId, req.tenantId), eq(flowWaiting.serviceCallId, req.serviceCallId));
     const waited = await tx
       .delete(flowWaiting)
-      .where(mine)
+      .where(waitsOf(req.tenantId, req.serviceCallId))
       .returning({ key: flowWaiting.key, since: flowWaiting.since, slotAt: flowWaiting.slotAt });
     const slots = new Map(waited.flatMap((w) => (w.slotAt === null ? [] : [[w.key, w.slotAt.getTime()] as const])));
     const since = waited.reduce<Date | null>((min, w) => (min === null || w.since < min ? w.since : min), null);
@@ -484,17 +496,10 @@ async function acquireNow(db: Db, req: AdmissionRequest, keys: string[], policy:
  * null when none of the keys has a rate (the call just sleeps until dueAt).
  */
 export async function reserveAhead(db: Db, req: AdmissionRequest): Promise<string | null> {
-  const keys = [...new Set(req.keys)].sort();
-  if (keys.length === 0) return null;
-  return inTurn(
-    keys.map((k) => `${req.tenantId}\u0000${k}`),
-    () =>
-      db.transaction(async (tx) => {
-        const keyList = sql.join(
-          keys.map((k) => sql`${k}`),
-          sql`, `,
-        );
-        const { rows } = await tx.execute<{ key: string; next_at: Date }>(sql`
+  if (req.keys.length === 0) return null;
+  return onKeys(req, (keyList) =>
+    db.transaction(async (tx) => {
+      const { rows } = await tx.execute<{ key: string; next_at: Date }>(sql`
           select key,
             greatest(${req.dueAt}::timestamptz, clock_timestamp(),
               reserved_until + 1000 / rate_per_second * interval '1 millisecond') as next_at
@@ -502,46 +507,42 @@ export async function reserveAhead(db: Db, req: AdmissionRequest): Promise<strin
           where tenant_id = ${req.tenantId} and key in (${keyList}) and rate_per_second is not null
           order by key
           for update`);
-        // A repeat (the dueAt was moved) gives up what the call held.
-        await tx
-          .delete(flowWaiting)
-          .where(and(eq(flowWaiting.tenantId, req.tenantId), eq(flowWaiting.serviceCallId, req.serviceCallId)));
-        if (rows.length === 0) return null;
-        const slot = new Date(Math.max(...rows.map((r) => new Date(r.next_at).getTime())));
-        const dueAt = new Date(req.dueAt);
-        await tx.insert(flowWaiting).values(
-          rows.map((r) => ({
-            tenantId: req.tenantId,
-            key: r.key,
-            serviceCallId: req.serviceCallId,
-            dueAt,
-            // Waiting (its detail's waitingFor, the lists' counts) from dueAt on only.
-            since: dueAt,
-            wakeAt: slot,
-            slotAt: slot,
-            expiresAt: new Date(slot.getTime() + WAITER_GRACE_MS),
-          })),
+      // A repeat (the dueAt was moved) gives up what the call held.
+      await tx.delete(flowWaiting).where(waitsOf(req.tenantId, req.serviceCallId));
+      if (rows.length === 0) return null;
+      const slot = new Date(Math.max(...rows.map((r) => new Date(r.next_at).getTime())));
+      const dueAt = new Date(req.dueAt);
+      await tx.insert(flowWaiting).values(
+        rows.map((r) => ({
+          tenantId: req.tenantId,
+          key: r.key,
+          serviceCallId: req.serviceCallId,
+          dueAt,
+          // Waiting (its detail's waitingFor, the lists' counts) from dueAt on only.
+          since: dueAt,
+          wakeAt: slot,
+          slotAt: slot,
+          expiresAt: new Date(slot.getTime() + WAITER_GRACE_MS),
+        })),
+      );
+      await tx
+        .update(flowLimits)
+        .set({ reservedUntil: sql`greatest(${flowLimits.reservedUntil}, ${slot}::timestamptz)` })
+        .where(
+          and(
+            eq(flowLimits.tenantId, req.tenantId),
+            sql`${flowLimits.key} in (${keyList})`,
+            sql`${flowLimits.ratePerSecond} is not null`,
+          ),
         );
-        await tx
-          .update(flowLimits)
-          .set({ reservedUntil: sql`greatest(${flowLimits.reservedUntil}, ${slot}::timestamptz)` })
-          .where(
-            and(
-              eq(flowLimits.tenantId, req.tenantId),
-              sql`${flowLimits.key} in (${keyList})`,
-              sql`${flowLimits.ratePerSecond} is not null`,
-            ),
-          );
-        return slot.toISOString();
-      }),
+      return slot.toISOString();
+    }),
   );
 }
 
 /** Gives up the call's waits and reserved slots (a call cancelled while it held them). */
 export async function giveUpWaits(db: Db, tenantId: string, serviceCallId: string): Promise<void> {
-  await db
-    .delete(flowWaiting)
-    .where(and(eq(flowWaiting.tenantId, tenantId), eq(flowWaiting.serviceCallId, serviceCallId)));
+  await db.delete(flowWaiting).where(waitsOf(tenantId, serviceCallId));
 }
 
 /** Keeps a running attempt's leases alive (called on the attempt's heartbeat). */
