@@ -184,8 +184,11 @@ export async function serviceCallRoutes(instance: FastifyInstance, deps: AppDeps
     const view = {
       ...toView(state),
       replays: await findReplays(deps.db, tenantId, id),
-      // Only a due call can be held back by a flow limit.
-      waitingFor: state.status === 'Running' ? await waitingFor(deps.db, tenantId, id) : [],
+      // Only a call not yet ended can be held back by a flow limit. One that reserved its slot
+      // ahead (revision 6) stays Scheduled past its dueAt until the slot, and waits from dueAt on
+      // (waitingFor counts nothing before).
+      waitingFor:
+        state.status === 'Running' || state.status === 'Scheduled' ? await waitingFor(deps.db, tenantId, id) : [],
     };
     if (deps.temporalUi === undefined) return view;
     const { url, namespace } = deps.temporalUi;
